@@ -1,0 +1,88 @@
+# tconv - one Makefile for the C library, its tests, the PyTorch extension and the benchmark.
+#
+#   make demo       virtual environment + pinned dependencies + build, then the seed check
+#   make test       C tests + pytest (CPU always; GPU tests too where a GPU is present)
+#   make gpu-test   on a GPU machine: build with CUDA, GPU tests, compute-sanitizer, short table
+#   make bench      the benchmark (python -m tconv.bench); BENCH_ARGS=--quick for a short run
+#   make cuda-check compile the CUDA sources for sm_80 and sm_90, no warnings allowed
+
+CC      ?= cc
+NVCC    ?= nvcc
+CFLAGS  ?= -O2
+CFLAGS  += -std=c11 -Wall -Wextra -Wpedantic -Werror -fopenmp -Iinclude -Isrc
+NVFLAGS ?= -O3
+NVFLAGS += -std=c++17 -Iinclude -Isrc -Xcompiler -Wall,-Wextra -Werror all-warnings \
+           -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90
+
+# The virtual environment of `make demo` / `make test`; GPU machines bring their own torch,
+# so gpu-test and bench use the system interpreter unless PYTHON is given.
+VENV    ?= .venv
+VPY     := $(VENV)/bin/python
+PYTHON  ?= python3
+
+C_SRC    := src/problem.c $(wildcard src/cpu/*.c)
+CUDA_SRC := $(wildcard src/cuda/*.cu)
+CUDA_HDR := $(wildcard src/cuda/*.h src/cuda/*.cuh)
+
+.PHONY: all demo test c-test py-test gpu-test bench cuda-check clean venv ext
+
+all: build/test_cpu
+
+# ---- C library without CUDA (CPU reference + stubs), and its tests ----
+build/cpu/%.o: src/%.c include/tconv.h $(wildcard src/*.h src/cpu/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fPIC -c $< -o $@
+
+build/libtconv_cpu.a: $(patsubst src/%.c,build/cpu/%.o,$(C_SRC) src/no_cuda.c)
+	ar rcs $@ $^
+
+build/test_cpu: tests/c/test_cpu.c tests/c/check.h build/libtconv_cpu.a
+	$(CC) $(CFLAGS) $< build/libtconv_cpu.a -lm -o $@
+
+c-test: build/test_cpu
+	./build/test_cpu
+
+# ---- C library with CUDA, and its GPU test (run under compute-sanitizer by gpu-test) ----
+build/cuda/%.o: src/cuda/%.cu include/tconv.h $(CUDA_HDR)
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVFLAGS) -Xptxas -v -c $< -o $@ 2> $@.ptxas || (cat $@.ptxas; exit 1)
+
+build/libtconv_cuda.a: $(patsubst src/%.c,build/cpu/%.o,$(C_SRC)) \
+                       $(patsubst src/cuda/%.cu,build/cuda/%.o,$(CUDA_SRC))
+	ar rcs $@ $^
+
+build/test_cuda: tests/c/test_cuda.c tests/c/check.h build/libtconv_cuda.a
+	$(CC) $(CFLAGS) $< build/libtconv_cuda.a -L$(dir $(shell which $(NVCC)))../lib64 \
+	  -lcudart -lstdc++ -lm -o $@
+
+cuda-check:
+	./scripts/cuda_check.sh
+
+# ---- Python ----
+$(VPY): requirements.txt
+	python3 -m venv $(VENV)
+	$(VPY) -m pip install -q --upgrade pip
+	$(VPY) -m pip install -q -r requirements.txt
+	touch $@
+
+venv: $(VPY)
+
+ext: $(VPY)
+	$(VPY) setup.py -q build_ext --inplace
+
+py-test: ext
+	$(VPY) -m pytest -q tests/python
+
+test: c-test py-test
+
+demo: ext
+	$(VPY) -m tconv.demo
+
+gpu-test:
+	PYTHON=$(PYTHON) ./scripts/gpu_test.sh
+
+bench:
+	PYTHONPATH=python $(PYTHON) -m tconv.bench $(BENCH_ARGS)
+
+clean:
+	rm -rf build python/tconv/*.so python/tconv/__pycache__

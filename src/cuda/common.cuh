@@ -1,0 +1,64 @@
+/*
+ * common.cuh - element types and numerics shared by every kernel.
+ *
+ * Kernels are templates over the storage type T of the tensors; arithmetic happens in
+ * acc_t<T>: float for float32, float16 and bfloat16, double for float64.
+ */
+#ifndef TCONV_CUDA_COMMON_CUH
+#define TCONV_CUDA_COMMON_CUH
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#include <stdint.h>
+
+#include "tconv.h"
+
+template <typename T> struct acc_type { typedef float type; };
+template <> struct acc_type<double> { typedef double type; };
+template <typename T> using acc_t = typename acc_type<T>::type;
+
+__device__ __forceinline__ float to_acc(float v) { return v; }
+__device__ __forceinline__ double to_acc(double v) { return v; }
+__device__ __forceinline__ float to_acc(__half v) { return __half2float(v); }
+__device__ __forceinline__ float to_acc(__nv_bfloat16 v) { return __bfloat162float(v); }
+
+template <typename T> __device__ __forceinline__ T from_acc(acc_t<T> v);
+template <> __device__ __forceinline__ float from_acc<float>(float v) { return v; }
+template <> __device__ __forceinline__ double from_acc<double>(double v) { return v; }
+template <> __device__ __forceinline__ __half from_acc<__half>(float v) { return __float2half_rn(v); }
+template <> __device__ __forceinline__ __nv_bfloat16 from_acc<__nv_bfloat16>(float v)
+{
+    return __float2bfloat16_rn(v);
+}
+
+/* v rounded to the nearest TF32 value (10 explicit mantissa bits, ties away from zero):
+ * what cuDNN does to both operands under torch's default allow_tf32.  The product of two
+ * such values is exact in float32, so an FMA over them is a TF32 tensor-core product. */
+__device__ __forceinline__ float round_tf32(float v)
+{
+    uint32_t r;
+    asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(v));
+    return __uint_as_float(r);
+}
+
+/* An operand as the kernels multiply it: rounded to TF32 when `tf32` is set (float only). */
+__device__ __forceinline__ float operand(float v, bool tf32) { return tf32 ? round_tf32(v) : v; }
+__device__ __forceinline__ double operand(double v, bool) { return v; }
+
+/* Calls body.template operator()<T>() with T the storage type of dtype; returns
+ * cudaErrorInvalidValue for an unknown dtype (the dispatcher rejects those first). */
+template <typename Body> static cudaError_t with_dtype(tconv_dtype dtype, Body body)
+{
+    switch (dtype) {
+    case TCONV_FLOAT32: return body.template operator()<float>();
+    case TCONV_FLOAT64: return body.template operator()<double>();
+    case TCONV_FLOAT16: return body.template operator()<__half>();
+    case TCONV_BFLOAT16: return body.template operator()<__nv_bfloat16>();
+    }
+    return cudaErrorInvalidValue;
+}
+
+static inline int64_t ceil_div64(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+#endif /* TCONV_CUDA_COMMON_CUH */
