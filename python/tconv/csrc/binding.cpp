@@ -1,0 +1,340 @@
+// binding.cpp - tconv._C: translates torch tensors into tconv's C API and back.
+//
+// Argument checks name the argument; every tconv_status other than success becomes a
+// RuntimeError carrying tconv_status_string() and the problem.  CPU tensors run the C
+// reference (float32, float64); CUDA tensors run tconv_*_cuda on the current stream of
+// their device, with the workspace taken from PyTorch's caching allocator.
+#include <torch/extension.h>
+
+#include <c10/core/DeviceGuard.h>
+
+#include <string>
+#include <vector>
+
+#ifdef TCONV_WITH_CUDA
+#include <ATen/cuda/CUDAContext.h>
+#endif
+
+#include "tconv.h"
+
+namespace {
+
+using Pair = std::vector<int64_t>;  // (h, w)
+
+struct Params {
+    Pair stride, padding, output_padding, dilation;
+    int64_t groups;
+};
+
+void check_pair(const Pair &v, const char *name) {
+    TORCH_CHECK(v.size() == 2, "tconv: ", name, " must have 2 values (h, w), got ", v.size());
+}
+
+// Fills the hyper-parameters of `p`; the tensor sizes are the caller's.
+tconv_problem make_problem(const Params &a) {
+    check_pair(a.stride, "stride");
+    check_pair(a.padding, "padding");
+    check_pair(a.output_padding, "output_padding");
+    check_pair(a.dilation, "dilation");
+    tconv_problem p = {};
+    p.stride_h = a.stride[0];
+    p.stride_w = a.stride[1];
+    p.padding_h = a.padding[0];
+    p.padding_w = a.padding[1];
+    p.output_padding_h = a.output_padding[0];
+    p.output_padding_w = a.output_padding[1];
+    p.dilation_h = a.dilation[0];
+    p.dilation_w = a.dilation[1];
+    p.groups = a.groups;
+    return p;
+}
+
+std::string describe(const tconv_problem &p) {
+    std::ostringstream s;
+    s << "x (" << p.n << ", " << p.c_in << ", " << p.h_in << ", " << p.w_in << "), C_out " << p.c_out
+      << ", kernel (" << p.kernel_h << ", " << p.kernel_w << "), stride (" << p.stride_h << ", "
+      << p.stride_w << "), padding (" << p.padding_h << ", " << p.padding_w
+      << "), output_padding (" << p.output_padding_h << ", " << p.output_padding_w
+      << "), dilation (" << p.dilation_h << ", " << p.dilation_w << "), groups " << p.groups;
+    return s.str();
+}
+
+void check_status(tconv_status status, const char *what, const tconv_problem &p) {
+    if (status == TCONV_ERROR_CUDA) {
+        TORCH_CHECK(false, "tconv ", what, ": ", tconv_status_string(status), " (cudaError ",
+                    tconv_cuda_last_error(), ")");
+    }
+    TORCH_CHECK(status == TCONV_SUCCESS, "tconv ", what, ": ", tconv_status_string(status),
+                " [", describe(p), "]");
+}
+
+void check_problem(tconv_problem *p, const char *what) {
+    check_status(tconv_problem_check(p), what, *p);
+}
+
+void check_tensor(const at::Tensor &t, const char *name, const at::Tensor &x, const char *x_name) {
+    TORCH_CHECK(t.dim() == 4, "tconv: ", name, " must be 4-D (NCHW), got ", t.dim(), "-D");
+    TORCH_CHECK(t.is_contiguous(), "tconv: ", name, " must be contiguous");
+    TORCH_CHECK(t.device() == x.device(), "tconv: ", name, " is on ", t.device(), " but ", x_name,
+                " is on ", x.device());
+    TORCH_CHECK(t.scalar_type() == x.scalar_type(), "tconv: ", name, " has dtype ", t.scalar_type(),
+                " but ", x_name, " has dtype ", x.scalar_type());
+}
+
+void check_shape(const at::Tensor &t, const char *name, at::IntArrayRef expected) {
+    TORCH_CHECK(t.sizes() == expected, "tconv: ", name, " must have shape ", expected, ", got ",
+                t.sizes());
+}
+
+void check_cpu_dtype(const at::Tensor &t) {
+    TORCH_CHECK(t.scalar_type() == at::kFloat || t.scalar_type() == at::kDouble,
+                "tconv: the CPU reference takes float32 or float64, got ", t.scalar_type());
+}
+
+// ---- CUDA calls: config, device guard, stream, workspace ----
+
+tconv_config make_config(at::ScalarType dtype, const std::string &precision,
+                         const c10::optional<std::string> &algorithm) {
+    tconv_config config = {};
+    switch (dtype) {
+    case at::kFloat: config.dtype = TCONV_FLOAT32; break;
+    case at::kDouble: config.dtype = TCONV_FLOAT64; break;
+    case at::kHalf: config.dtype = TCONV_FLOAT16; break;
+    case at::kBFloat16: config.dtype = TCONV_BFLOAT16; break;
+    default: TORCH_CHECK(false, "tconv: unsupported dtype ", dtype);
+    }
+    TORCH_CHECK(precision == "fp32" || precision == "tf32",
+                "tconv: precision must be \"fp32\" or \"tf32\", got \"", precision, "\"");
+    config.precision = precision == "tf32" ? TCONV_PRECISION_TF32 : TCONV_PRECISION_FP32;
+    config.algorithm = algorithm ? algorithm->c_str() : nullptr;
+    return config;
+}
+
+struct CudaCall {
+    tconv_config config;
+    at::Tensor workspace;
+    CUstream_st *stream;
+
+    CudaCall(const tconv_problem &p, tconv_pass pass, const at::Tensor &t,
+             const std::string &precision, const c10::optional<std::string> &algorithm,
+             const char *what)
+        : config(make_config(t.scalar_type(), precision, algorithm)), stream(nullptr) {
+        TORCH_CHECK(t.is_cuda(), "tconv ", what, ": tensors must be on the CPU or a CUDA device, got ",
+                    t.device());
+        TORCH_CHECK(!algorithm || !algorithm->empty(), "tconv ", what, ": algorithm must not be empty");
+        size_t bytes = 0;
+        check_status(tconv_cuda_workspace_size(&p, pass, &config, &bytes), what, p);
+        workspace = at::empty({(int64_t)bytes}, t.options().dtype(at::kByte));
+#ifdef TCONV_WITH_CUDA
+        stream = at::cuda::getCurrentCUDAStream(t.get_device()).stream();
+#endif
+    }
+    void *ws() { return workspace.numel() ? workspace.data_ptr() : nullptr; }
+    size_t ws_bytes() const { return (size_t)workspace.numel(); }
+};
+
+// ---- the four passes ----
+
+at::Tensor forward(const at::Tensor &x, const at::Tensor &weight, const c10::optional<at::Tensor> &bias,
+                   Pair stride, Pair padding, Pair output_padding, Pair dilation, int64_t groups,
+                   const std::string &precision, const c10::optional<std::string> &algorithm) {
+    check_tensor(x, "x", x, "x");
+    check_tensor(weight, "weight", x, "x");
+    TORCH_CHECK(groups >= 1, "tconv forward: groups must be positive, got ", groups);
+    TORCH_CHECK(weight.size(0) == x.size(1), "tconv forward: x has ", x.size(1),
+                " channels but weight expects ", weight.size(0), " (weight is ", weight.sizes(), ")");
+    tconv_problem p = make_problem({stride, padding, output_padding, dilation, groups});
+    p.n = x.size(0);
+    p.c_in = x.size(1);
+    p.h_in = x.size(2);
+    p.w_in = x.size(3);
+    p.c_out = weight.size(1) * groups;
+    p.kernel_h = weight.size(2);
+    p.kernel_w = weight.size(3);
+    check_problem(&p, "forward");
+    if (bias) {
+        TORCH_CHECK(bias->dim() == 1 && bias->size(0) == p.c_out, "tconv forward: bias must have shape (",
+                    p.c_out, "), got ", bias->sizes());
+        TORCH_CHECK(bias->is_contiguous(), "tconv forward: bias must be contiguous");
+        TORCH_CHECK(bias->device() == x.device(), "tconv forward: bias is on ", bias->device(),
+                    " but x is on ", x.device());
+        TORCH_CHECK(bias->scalar_type() == x.scalar_type(), "tconv forward: bias has dtype ",
+                    bias->scalar_type(), " but x has dtype ", x.scalar_type());
+    }
+    at::Tensor y = at::empty({p.n, p.c_out, p.h_out, p.w_out}, x.options());
+    const void *b = bias ? bias->data_ptr() : nullptr;
+    if (x.is_cpu()) {
+        check_cpu_dtype(x);
+        tconv_status s = x.scalar_type() == at::kFloat
+            ? tconv_forward_cpu_f32(&p, x.data_ptr<float>(), weight.data_ptr<float>(),
+                                    static_cast<const float *>(b), y.data_ptr<float>())
+            : tconv_forward_cpu_f64(&p, x.data_ptr<double>(), weight.data_ptr<double>(),
+                                    static_cast<const double *>(b), y.data_ptr<double>());
+        check_status(s, "forward", p);
+        return y;
+    }
+    c10::DeviceGuard guard(x.device());
+    CudaCall call(p, TCONV_PASS_FORWARD, x, precision, algorithm, "forward");
+    check_status(tconv_forward_cuda(&p, &call.config, x.data_ptr(), weight.data_ptr(), b, y.data_ptr(),
+                                    call.ws(), call.ws_bytes(), call.stream),
+                 "forward", p);
+    return y;
+}
+
+at::Tensor grad_input(const at::Tensor &grad_y, const at::Tensor &weight, Pair input_hw, Pair stride,
+                      Pair padding, Pair output_padding, Pair dilation, int64_t groups,
+                      const std::string &precision, const c10::optional<std::string> &algorithm) {
+    check_tensor(grad_y, "grad_y", grad_y, "grad_y");
+    check_tensor(weight, "weight", grad_y, "grad_y");
+    check_pair(input_hw, "input_hw");
+    tconv_problem p = make_problem({stride, padding, output_padding, dilation, groups});
+    p.n = grad_y.size(0);
+    p.c_in = weight.size(0);
+    p.h_in = input_hw[0];
+    p.w_in = input_hw[1];
+    p.c_out = weight.size(1) * groups;
+    p.kernel_h = weight.size(2);
+    p.kernel_w = weight.size(3);
+    check_problem(&p, "grad_input");
+    check_shape(grad_y, "grad_y", {p.n, p.c_out, p.h_out, p.w_out});
+    at::Tensor grad_x = at::empty({p.n, p.c_in, p.h_in, p.w_in}, grad_y.options());
+    if (grad_y.is_cpu()) {
+        check_cpu_dtype(grad_y);
+        tconv_status s = grad_y.scalar_type() == at::kFloat
+            ? tconv_grad_input_cpu_f32(&p, grad_y.data_ptr<float>(), weight.data_ptr<float>(),
+                                       grad_x.data_ptr<float>())
+            : tconv_grad_input_cpu_f64(&p, grad_y.data_ptr<double>(), weight.data_ptr<double>(),
+                                       grad_x.data_ptr<double>());
+        check_status(s, "grad_input", p);
+        return grad_x;
+    }
+    c10::DeviceGuard guard(grad_y.device());
+    CudaCall call(p, TCONV_PASS_GRAD_INPUT, grad_y, precision, algorithm, "grad_input");
+    check_status(tconv_grad_input_cuda(&p, &call.config, grad_y.data_ptr(), weight.data_ptr(),
+                                       grad_x.data_ptr(), call.ws(), call.ws_bytes(), call.stream),
+                 "grad_input", p);
+    return grad_x;
+}
+
+at::Tensor grad_weight(const at::Tensor &x, const at::Tensor &grad_y, Pair kernel_hw, Pair stride,
+                       Pair padding, Pair output_padding, Pair dilation, int64_t groups,
+                       const std::string &precision, const c10::optional<std::string> &algorithm) {
+    check_tensor(x, "x", x, "x");
+    check_tensor(grad_y, "grad_y", x, "x");
+    check_pair(kernel_hw, "kernel_hw");
+    TORCH_CHECK(groups >= 1, "tconv grad_weight: groups must be positive, got ", groups);
+    tconv_problem p = make_problem({stride, padding, output_padding, dilation, groups});
+    p.n = x.size(0);
+    p.c_in = x.size(1);
+    p.h_in = x.size(2);
+    p.w_in = x.size(3);
+    p.c_out = grad_y.size(1);
+    p.kernel_h = kernel_hw[0];
+    p.kernel_w = kernel_hw[1];
+    check_problem(&p, "grad_weight");
+    check_shape(grad_y, "grad_y", {p.n, p.c_out, p.h_out, p.w_out});
+    at::Tensor grad_w = at::empty({p.c_in, p.c_out / groups, p.kernel_h, p.kernel_w}, x.options());
+    if (x.is_cpu()) {
+        check_cpu_dtype(x);
+        tconv_status s = x.scalar_type() == at::kFloat
+            ? tconv_grad_weight_cpu_f32(&p, x.data_ptr<float>(), grad_y.data_ptr<float>(),
+                                        grad_w.data_ptr<float>())
+            : tconv_grad_weight_cpu_f64(&p, x.data_ptr<double>(), grad_y.data_ptr<double>(),
+                                        grad_w.data_ptr<double>());
+        check_status(s, "grad_weight", p);
+        return grad_w;
+    }
+    c10::DeviceGuard guard(x.device());
+    CudaCall call(p, TCONV_PASS_GRAD_WEIGHT, x, precision, algorithm, "grad_weight");
+    check_status(tconv_grad_weight_cuda(&p, &call.config, x.data_ptr(), grad_y.data_ptr(),
+                                        grad_w.data_ptr(), call.ws(), call.ws_bytes(), call.stream),
+                 "grad_weight", p);
+    return grad_w;
+}
+
+// grad_bias depends on grad_y's shape only: it runs as the 1x1, stride-1 problem whose
+// output has grad_y's shape.
+at::Tensor grad_bias(const at::Tensor &grad_y, const c10::optional<std::string> &algorithm) {
+    check_tensor(grad_y, "grad_y", grad_y, "grad_y");
+    tconv_problem p = make_problem({{1, 1}, {0, 0}, {0, 0}, {1, 1}, 1});
+    p.n = grad_y.size(0);
+    p.c_in = p.c_out = grad_y.size(1);
+    p.h_in = grad_y.size(2);
+    p.w_in = grad_y.size(3);
+    p.kernel_h = p.kernel_w = 1;
+    check_problem(&p, "grad_bias");
+    at::Tensor grad_b = at::empty({p.c_out}, grad_y.options());
+    if (grad_y.is_cpu()) {
+        check_cpu_dtype(grad_y);
+        tconv_status s = grad_y.scalar_type() == at::kFloat
+            ? tconv_grad_bias_cpu_f32(&p, grad_y.data_ptr<float>(), grad_b.data_ptr<float>())
+            : tconv_grad_bias_cpu_f64(&p, grad_y.data_ptr<double>(), grad_b.data_ptr<double>());
+        check_status(s, "grad_bias", p);
+        return grad_b;
+    }
+    c10::DeviceGuard guard(grad_y.device());
+    CudaCall call(p, TCONV_PASS_GRAD_BIAS, grad_y, "fp32", algorithm, "grad_bias");
+    check_status(tconv_grad_bias_cuda(&p, &call.config, grad_y.data_ptr(), grad_b.data_ptr(), call.ws(),
+                                      call.ws_bytes(), call.stream),
+                 "grad_bias", p);
+    return grad_b;
+}
+
+// ---- the variant table and the dispatcher's choice ----
+
+const char *const PASS_NAMES[] = {"forward", "grad_input", "grad_weight", "grad_bias"};
+
+tconv_pass pass_from_name(const std::string &name) {
+    int i = 0;
+    while (i < 4 && name != PASS_NAMES[i]) ++i;
+    TORCH_CHECK(i < 4, "tconv: pass_ must be one of forward, grad_input, grad_weight, grad_bias; got \"",
+                name, "\"");
+    return (tconv_pass)i;
+}
+
+std::vector<std::pair<std::string, std::string>> variants() {
+    std::vector<std::pair<std::string, std::string>> out;
+    tconv_pass pass;
+    for (int i = 0; const char *name = tconv_cuda_variant(i, &pass); ++i) {
+        out.emplace_back(name, PASS_NAMES[pass]);
+    }
+    return out;
+}
+
+std::string algorithm(const std::string &pass_name, std::vector<int64_t> x_shape,
+                      std::vector<int64_t> weight_shape, Pair stride, Pair padding,
+                      Pair output_padding, Pair dilation, int64_t groups, at::ScalarType dtype,
+                      const std::string &precision) {
+    TORCH_CHECK(x_shape.size() == 4, "tconv algorithm: x_shape must have 4 values, got ", x_shape.size());
+    TORCH_CHECK(weight_shape.size() == 4, "tconv algorithm: weight_shape must have 4 values, got ",
+                weight_shape.size());
+    tconv_problem p = make_problem({stride, padding, output_padding, dilation, groups});
+    p.n = x_shape[0];
+    p.c_in = x_shape[1];
+    p.h_in = x_shape[2];
+    p.w_in = x_shape[3];
+    p.c_out = weight_shape[1] * groups;
+    p.kernel_h = weight_shape[2];
+    p.kernel_w = weight_shape[3];
+    TORCH_CHECK(weight_shape[0] == p.c_in, "tconv algorithm: x_shape has ", p.c_in,
+                " channels but weight_shape expects ", weight_shape[0]);
+    tconv_config config = make_config(dtype, precision, c10::nullopt);
+    const char *name = nullptr;
+    check_status(tconv_cuda_algorithm(&p, pass_from_name(pass_name), &config, &name), "algorithm", p);
+    return name;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+    m.doc() = "tconv: 2D transposed convolution kernels (low-level binding; use tconv.ops)";
+    m.def("version", [] { return std::string(tconv_version()); }, "tconv_version()");
+    m.def("cuda_available", [] { return tconv_cuda_available() != 0; },
+          "True if the library was built with CUDA kernels");
+    m.def("variants", &variants, "(name, pass) of every CUDA variant in dispatch order");
+    m.def("algorithm", &algorithm, "the variant the dispatcher would pick");
+    m.def("forward", &forward, "y from x, weight, bias");
+    m.def("grad_input", &grad_input, "grad_x from grad_y, weight");
+    m.def("grad_weight", &grad_weight, "grad_weight from x, grad_y");
+    m.def("grad_bias", &grad_bias, "grad_bias from grad_y");
+}

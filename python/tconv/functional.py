@@ -1,0 +1,48 @@
+"""conv_transpose2d: torch.nn.functional.conv_transpose2d's signature and semantics."""
+from collections.abc import Sequence
+
+import torch
+
+from . import ops
+from .autograd import ConvTranspose2dFunction
+
+
+def pair(value, name):
+    """(h, w) from an int or a sequence of one or two ints (what PyTorch accepts)."""
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        values = tuple(value)
+    else:
+        values = (value,)
+    if len(values) == 1:
+        values = values * 2
+    if len(values) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        raise RuntimeError(f"expected {name} to be a single integer value or a list of 2 integer "
+                           f"values to match the convolution dimensions, but got {name}={value!r}")
+    return values
+
+
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
+                     dilation=1, *, precision=None):
+    """The 2D transposed convolution of input (N, C_in, H_in, W_in) or unbatched (C_in, H_in, W_in)
+    with weight (C_in, C_out/groups, kH, kW) plus bias (C_out) or None, as
+    torch.nn.functional.conv_transpose2d computes it (note: groups comes before dilation).
+
+    precision: None follows torch.backends.cudnn.allow_tf32 (as cuDNN does); "tf32" rounds both
+    operands to the nearest TF32 value; "fp32" is float32-accurate.  Only float32 CUDA tensors
+    are affected.
+    """
+    if input.dim() not in (3, 4):
+        raise RuntimeError("Expected 3D (unbatched) or 4D (batched) input to conv_transpose2d, "
+                           f"but got input of size: {list(input.shape)}")
+    if weight.dim() != 4:
+        raise RuntimeError(f"conv_transpose2d: weight must be 4-D (C_in, C_out/groups, kH, kW), "
+                           f"got size {list(weight.shape)}")
+    if isinstance(groups, bool) or not isinstance(groups, int):
+        raise RuntimeError(f"conv_transpose2d: groups must be an int, got {groups!r}")
+    args = (pair(stride, "stride"), pair(padding, "padding"),
+            pair(output_padding, "output_padding"), pair(dilation, "dilation"), groups,
+            ops.resolve_precision(precision))
+    x = input.unsqueeze(0) if input.dim() == 3 else input
+    y = ConvTranspose2dFunction.apply(x.contiguous(), weight.contiguous(),
+                                      None if bias is None else bias.contiguous(), *args)
+    return y.squeeze(0) if input.dim() == 3 else y

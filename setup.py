@@ -1,0 +1,110 @@
+"""Builds tconv._C: the PyTorch binding (C++) linked with the tconv C library.
+
+The library's C sources are compiled as C11 by the plain C compiler into objects that are
+linked into the extension (BuildExtension would hand them C++ flags).  With CUDA, the
+kernels in src/cuda/*.cu are compiled by nvcc; without it, src/no_cuda.c stands in.
+
+Environment:
+    TCONV_CUDA=0|1      force the CPU-only or the CUDA build (default: CUDA when torch was
+                        built with CUDA and the nvcc found has the same major version)
+    TCONV_CUDA_ARCHS    compute capabilities for nvcc, e.g. "80;90" (default "80;90")
+"""
+import glob
+import os
+import re
+import subprocess
+
+from setuptools import setup
+from distutils.ccompiler import new_compiler  # setuptools' copy once setuptools is imported
+from distutils.sysconfig import customize_compiler
+import torch
+from torch.utils import cpp_extension
+
+C_FLAGS = ["-std=c11", "-O2", "-fopenmp", "-fPIC", "-Wall", "-Wextra"]
+ROOT = os.path.dirname(os.path.abspath(__file__))
+# absolute: the ninja build runs in the build folder
+INCLUDE_DIRS = [os.path.join(ROOT, "include"), os.path.join(ROOT, "src")]
+
+
+def read_version():
+    with open(os.path.join("include", "tconv.h")) as header:
+        text = header.read()
+    parts = [re.search(r"#define TCONV_VERSION_%s (\d+)" % part, text).group(1)
+             for part in ("MAJOR", "MINOR", "PATCH")]
+    return ".".join(parts)
+
+
+def nvcc_major():
+    """Major version of the nvcc that torch would use, or None when there is none."""
+    if cpp_extension.CUDA_HOME is None:
+        return None
+    nvcc = os.path.join(cpp_extension.CUDA_HOME, "bin", "nvcc")
+    if not os.path.exists(nvcc):
+        return None
+    out = subprocess.run([nvcc, "--version"], capture_output=True, text=True).stdout
+    found = re.search(r"release (\d+)\.", out)
+    return int(found.group(1)) if found else None
+
+
+def use_cuda():
+    forced = os.environ.get("TCONV_CUDA")
+    if forced is not None:
+        return forced == "1"
+    if torch.version.cuda is None:
+        return False
+    return nvcc_major() == int(torch.version.cuda.split(".")[0])
+
+
+def gencode_flags():
+    archs = os.environ.get("TCONV_CUDA_ARCHS", "80;90").replace(",", ";").split(";")
+    flags = []
+    for arch in filter(None, (a.strip() for a in archs)):
+        flags += ["-gencode", "arch=compute_%s,code=sm_%s" % (arch, arch)]
+    return flags
+
+
+class BuildWithC(cpp_extension.BuildExtension):
+    """Compiles each extension's C sources (ext.c_sources) as C11, then links their objects."""
+
+    def build_extension(self, ext):
+        if ext.c_sources:
+            compiler = new_compiler(verbose=self.verbose)
+            customize_compiler(compiler)
+            ext.extra_objects = compiler.compile(
+                ext.c_sources, output_dir=self.build_temp, include_dirs=INCLUDE_DIRS,
+                extra_postargs=C_FLAGS, depends=glob.glob("include/*.h") + glob.glob("src/*.h"))
+        super().build_extension(ext)
+
+
+def make_extension():
+    c_sources = ["src/problem.c"] + sorted(glob.glob("src/cpu/*.c"))
+    binding = ["python/tconv/csrc/binding.cpp"]
+    cxx_flags = ["-O2", "-std=c++17"]
+    if use_cuda():
+        ext = cpp_extension.CUDAExtension(
+            "tconv._C", binding + sorted(glob.glob("src/cuda/*.cu")),
+            include_dirs=INCLUDE_DIRS,
+            define_macros=[("TCONV_WITH_CUDA", "1")],
+            extra_compile_args={"cxx": cxx_flags,
+                                "nvcc": ["-O3", "-std=c++17"] + gencode_flags()},
+            extra_link_args=["-fopenmp"])
+    else:
+        c_sources.append("src/no_cuda.c")
+        ext = cpp_extension.CppExtension(
+            "tconv._C", binding, include_dirs=INCLUDE_DIRS,
+            extra_compile_args={"cxx": cxx_flags}, extra_link_args=["-fopenmp"])
+    ext.c_sources = c_sources
+    return ext
+
+
+setup(
+    name="tconv",
+    version=read_version(),
+    description="CUDA kernels for 2D transposed convolution with a PyTorch drop-in",
+    package_dir={"": "python"},
+    packages=["tconv"],
+    ext_modules=[make_extension()],
+    cmdclass={"build_ext": BuildWithC},
+    python_requires=">=3.8",
+    install_requires=["torch>=2.1"],
+)
