@@ -40,4 +40,8 @@ typedef struct tconv_variant {
     cudaError_t (*launch)(const tconv_args *args);
 } tconv_variant;
 
+/* Every variant, defined in the file of its name. */
+extern const tconv_variant forward_direct_64x256, forward_direct_16x512, forward_direct_4x1024;
+extern const tconv_variant grad_input_direct_64x256, grad_input_direct_16x512, grad_input_direct_4x1024;
+
 #endif /* TCONV_CUDA_VARIANT_H */

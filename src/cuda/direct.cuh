@@ -1,0 +1,525 @@
+/*
+ * direct.cuh - the direct-correlation engine behind forward_direct_* and grad_input_direct_*.
+ *
+ * Both passes are a correlation of a source tensor with the weight:
+ *
+ *   forward     source x (C_in channels),      destination y      (C_out channels)
+ *   grad-input  source grad_y (C_out channels), destination grad_x (C_in channels)
+ *
+ *   dst[n, g*Co + o, pixel] = (bias) + sum over c < Cr, taps (kh, kw) of
+ *                             src[n, g*Cr + c, source pixel of the tap] * weight(c, o, kh, kw)
+ *
+ * Along each axis a destination index i and tap k meet the source index
+ *
+ *   forward:    (i + padding - k*dilation) / stride, only where the division is exact
+ *   grad-input: i*stride - padding + k*dilation
+ *
+ * To never multiply zeros, forward splits the destination into stride phases
+ * (i = r + stride*i', r in [0, stride)): inside a phase the taps that land are fixed and
+ * the source index is i' + q(k), a dense correlation.  Grad-input is already dense but
+ * strided in the source; it de-interleaves the source into residue planes
+ * (row = stride*m + res) so that every tap again reads m = i + q(k).  So, per axis and per
+ * phase, a tap is (plane residue, q) and the source of destination index i is
+ * plane[i + q]: in both passes a tap is a fixed offset into a shared-memory halo tile.
+ *
+ * One CTA computes TCO destination channels x (TH x TW) destination pixels of one phase of
+ * one image; it walks the reduction channels in chunks of `cc`, double-buffered with
+ * cp.async: the chunk's source halo tile (all residue planes) and its weights
+ * [c][tap][o] sit in shared memory.  Each thread owns RCO channels x RPX = 8 consecutive
+ * pixels of one row.  Taps of one (plane, row offset) with consecutive column offsets form
+ * a group: the thread loads the RPX + nt - 1 source values of a group once into registers
+ * and reuses them for all nt taps (for a 3x3 kernel: 10 loads and 6 vector weight loads
+ * feed 192 FMAs).  Destination tiles leave through a per-warp shared-memory transpose so
+ * that every warp store writes whole rows.
+ */
+#ifndef TCONV_CUDA_DIRECT_CUH
+#define TCONV_CUDA_DIRECT_CUH
+
+#include "cuda/common.cuh"
+#include "cuda/variant.h"
+
+#define DIRECT_MAX_TAPS 64   /* taps of one phase kept in shared-memory tables */
+#define DIRECT_MAX_GROUP 4   /* taps sharing one register window */
+#define DIRECT_MAX_STRIDE 32 /* residues of an axis are a 32-bit mask */
+#define DIRECT_RPX 8         /* consecutive pixels per thread */
+#define DIRECT_TW 32         /* tile width: 4 threads x 8 pixels */
+#define DIRECT_STAGE_BYTES (100 * 1024) /* both stages, so that 2 CTAs fit on an SM */
+
+enum { DIRECT_FORWARD = 0, DIRECT_GRAD_INPUT = 1 };
+
+/* One spatial axis of the correlation. */
+typedef struct direct_axis {
+    int kernel, stride, padding, dilation;
+    int src_size; /* H or W of the source tensor */
+    int dst_size; /* H or W of the destination tensor */
+} direct_axis;
+
+/* What one axis looks like in one phase r. */
+typedef struct direct_axis_plan {
+    int ntaps;     /* taps of the kernel that land in this phase */
+    int qmin, qmax;
+    unsigned res;  /* mask of the source residues (planes) these taps read */
+    int count;     /* destination indices in this phase */
+} direct_axis_plan;
+
+typedef struct direct_params {
+    const void *src;    /* (N, groups*Cr, src H, src W) */
+    const void *weight; /* (C_in, C_out/groups, kH, kW) */
+    const void *bias;   /* (groups*Co) or NULL; forward only */
+    void *dst;          /* (N, groups*Co, dst H, dst W) */
+    int cr, co;         /* reduction and destination channels per group */
+    int groups;
+    int64_t w_red, w_out, w_group; /* weight strides of a reduction channel, destination channel, group */
+    direct_axis ah, aw;
+    int phases_w;       /* stride_w for forward, 1 for grad-input */
+    int tiles_h, tiles_w, co_tiles;
+    int cc;             /* reduction channels per shared-memory stage */
+    int stage;          /* elements of one stage */
+    int tf32;           /* round both operands to nearest TF32 */
+} direct_params;
+
+/* Tap k of axis a in phase r: returns 0 when it does not land, else its residue and q. */
+__host__ __device__ inline int direct_tap(const direct_axis *a, int mode, int r, int k, int *res, int *q)
+{
+    const int s = a->stride;
+    if (mode == DIRECT_FORWARD) {
+        const int num = r + a->padding - k * a->dilation; /* = stride * (source index - i') */
+        if (num % s != 0) return 0;
+        *res = 0;
+        *q = num / s;
+        return 1;
+    }
+    const int num = k * a->dilation - a->padding; /* source = stride*i + num */
+    const int m = ((num % s) + s) % s;
+    *res = m;
+    *q = (num - m) / s;
+    return 1;
+}
+
+__host__ __device__ inline direct_axis_plan direct_plan_axis(const direct_axis *a, int mode, int r)
+{
+    direct_axis_plan p = {0, 0, 0, 0u, 0};
+    for (int k = 0; k < a->kernel; ++k) {
+        int res, q;
+        if (!direct_tap(a, mode, r, k, &res, &q)) continue;
+        if (p.ntaps == 0 || q < p.qmin) p.qmin = q;
+        if (p.ntaps == 0 || q > p.qmax) p.qmax = q;
+        p.res |= 1u << res;
+        ++p.ntaps;
+    }
+    if (mode == DIRECT_FORWARD)
+        p.count = r < a->dst_size ? (a->dst_size - r + a->stride - 1) / a->stride : 0;
+    else
+        p.count = a->dst_size;
+    return p;
+}
+
+/* Source rows (or columns) of a tile of `tile` destination indices; 0 without taps. */
+__host__ __device__ inline int direct_span(const direct_axis_plan *p, int tile)
+{
+    return p->ntaps ? tile + p->qmax - p->qmin : 0;
+}
+
+__host__ __device__ inline int direct_popc(unsigned v)
+{
+    int n = 0;
+    for (; v; v &= v - 1u) ++n;
+    return n;
+}
+
+__host__ __device__ inline int direct_round4(int v) { return (v + 3) & ~3; }
+
+/* Odd row pitch: the 32 lanes of a warp (8 rows x 4 column groups of 8) then hit 32 banks. */
+__host__ __device__ inline int direct_pitch(int cols) { return cols | 1; }
+
+/* Elements of one reduction channel's source tile. */
+__host__ __device__ inline int direct_chan_elems(const direct_axis_plan *h, const direct_axis_plan *w, int th)
+{
+    const int planes = direct_popc(h->res) * direct_popc(w->res);
+    return planes * direct_span(h, th) * direct_pitch(direct_span(w, DIRECT_TW));
+}
+
+/* ---- device side ---- */
+
+template <typename A> __device__ __forceinline__ void cp_async(A *smem, const A *gmem, bool valid)
+{
+    const unsigned s = (unsigned)__cvta_generic_to_shared(smem);
+    if (sizeof(A) == 4)
+        asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(s), "l"(gmem), "r"(valid ? 4 : 0));
+    else
+        asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;\n" ::"r"(s), "l"(gmem), "r"(valid ? 8 : 0));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N> __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
+
+/* One shared-memory element from global memory: cp.async where storage and arithmetic
+ * types agree (float, double), else a converting load. */
+template <typename T> __device__ __forceinline__ void stage_elem(acc_t<T> *s, const T *g, bool valid)
+{
+    *s = valid ? to_acc(*g) : acc_t<T>(0);
+}
+template <> __device__ __forceinline__ void stage_elem<float>(float *s, const float *g, bool valid) { cp_async(s, g, valid); }
+template <> __device__ __forceinline__ void stage_elem<double>(double *s, const double *g, bool valid) { cp_async(s, g, valid); }
+
+/* The per-CTA tap tables, built once by thread 0. */
+struct direct_taps {
+    int ngroups, ntaps;
+    int rows, pitch, plane, chan;    /* source tile geometry, in elements */
+    int qmin_h, qmin_w;
+    int nres_w;
+    int res_h[DIRECT_MAX_STRIDE], res_w[DIRECT_MAX_STRIDE]; /* residue of plane index */
+    int group_off[DIRECT_MAX_TAPS];  /* offset of the group's first tap in a channel's tile */
+    int group_tap[DIRECT_MAX_TAPS];  /* first tap slot (bits 0-15) and tap count (bits 16+) */
+    int tap_k[DIRECT_MAX_TAPS];      /* kh*kW + kw of each tap slot */
+};
+
+template <int MODE>
+__device__ void direct_build_taps(const direct_params &P, int rh, int rw, int th, direct_taps *t)
+{
+    const direct_axis_plan ph = direct_plan_axis(&P.ah, MODE, rh);
+    const direct_axis_plan pw = direct_plan_axis(&P.aw, MODE, rw);
+    t->rows = direct_span(&ph, th);
+    t->pitch = direct_pitch(direct_span(&pw, DIRECT_TW));
+    t->plane = t->rows * t->pitch;
+    t->nres_w = direct_popc(pw.res);
+    t->chan = direct_chan_elems(&ph, &pw, th);
+    t->qmin_h = ph.qmin;
+    t->qmin_w = pw.qmin;
+    for (int r = 0, i = 0; r < P.ah.stride; ++r) if (ph.res >> r & 1u) t->res_h[i++] = r;
+    for (int r = 0, i = 0; r < P.aw.stride; ++r) if (pw.res >> r & 1u) t->res_w[i++] = r;
+
+    int ng = 0, nt = 0;
+    for (int kh = 0; kh < P.ah.kernel; ++kh) {
+        int resh, qh;
+        if (!direct_tap(&P.ah, MODE, rh, kh, &resh, &qh)) continue;
+        const int plane_h = direct_popc(ph.res & ((1u << resh) - 1u));
+        for (int pwi = 0; pwi < t->nres_w; ++pwi) {
+            int last_q = 0, open = 0;
+            /* q is monotonic in kw: decreasing for forward, increasing for grad-input */
+            for (int step = 0; step < P.aw.kernel; ++step) {
+                const int kw = MODE == DIRECT_FORWARD ? P.aw.kernel - 1 - step : step;
+                int resw, qw;
+                if (!direct_tap(&P.aw, MODE, rw, kw, &resw, &qw) || resw != t->res_w[pwi]) continue;
+                const int count = ng ? t->group_tap[ng - 1] >> 16 : 0;
+                if (open && qw == last_q + 1 && count < DIRECT_MAX_GROUP) {
+                    t->group_tap[ng - 1] += 1 << 16;
+                } else {
+                    t->group_off[ng] = (plane_h * t->nres_w + pwi) * t->plane +
+                                       (qh - ph.qmin) * t->pitch + (qw - pw.qmin);
+                    t->group_tap[ng] = nt | 1 << 16;
+                    ++ng;
+                    open = 1;
+                }
+                last_q = qw;
+                t->tap_k[nt++] = kh * P.aw.kernel + kw;
+            }
+        }
+    }
+    t->ngroups = ng;
+    t->ntaps = nt;
+}
+
+/* Issues the copies of reduction channels [c0, c0 + cc) into one stage; with ROUND set it
+ * instead rounds that stage's elements to TF32 in place (after they arrived): the same
+ * threads touch the same elements in both walks. */
+template <typename T, int MODE, int TCO, int NWARPS, bool ROUND>
+__device__ void direct_stage(const direct_params &P, const direct_taps &t, acc_t<T> *stage,
+                             int n, int g, int obase, int c0, int i0, int j0)
+{
+    typedef acc_t<T> A;
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const int nplanes = t.chan / t.plane;
+    const int sh = MODE == DIRECT_FORWARD ? 1 : P.ah.stride;
+    const int sw = MODE == DIRECT_FORWARD ? 1 : P.aw.stride;
+    const T *src = (const T *)P.src;
+    const int64_t src_plane = (int64_t)P.ah.src_size * P.aw.src_size;
+
+    /* source halo tile: a warp per row, lanes along the row */
+    for (int row = warp; row < P.cc * nplanes * t.rows; row += NWARPS) {
+        const int c = row / (nplanes * t.rows);
+        const int plane = row / t.rows % nplanes;
+        const int m = row % t.rows;
+        const int y = sh * (i0 + t.qmin_h + m) + t.res_h[plane / t.nres_w];
+        const bool row_ok = c0 + c < P.cr && y >= 0 && y < P.ah.src_size;
+        const T *src_row = src + ((int64_t)n * P.groups * P.cr + (int64_t)g * P.cr + c0 + c) * src_plane +
+                           (int64_t)(row_ok ? y : 0) * P.aw.src_size;
+        A *s = stage + (int64_t)c * t.chan + plane * t.plane + m * t.pitch;
+        for (int col = lane; col < t.pitch; col += 32) {
+            if (ROUND) {
+                s[col] = operand(s[col], true);
+            } else {
+                const int x = sw * (j0 + t.qmin_w + col) + t.res_w[plane % t.nres_w];
+                const bool ok = row_ok && x >= 0 && x < P.aw.src_size;
+                stage_elem<T>(s + col, ok ? src_row + x : src, ok);
+            }
+        }
+    }
+    /* weights: [c][tap][o], a warp per (c, tap), lanes along o */
+    A *sw_ = stage + direct_round4(P.cc * t.chan);
+    const T *weight = (const T *)P.weight + (int64_t)g * P.w_group;
+    for (int row = warp; row < P.cc * t.ntaps; row += NWARPS) {
+        const int c = row / t.ntaps, tap = row % t.ntaps;
+        for (int o = lane; o < TCO; o += 32) {
+            A *s = sw_ + (int64_t)row * TCO + o;
+            if (ROUND) {
+                *s = operand(*s, true);
+            } else {
+                const bool ok = c0 + c < P.cr && obase + o < P.co;
+                const T *w = weight + (int64_t)(c0 + c) * P.w_red + (int64_t)(obase + o) * P.w_out + t.tap_k[tap];
+                stage_elem<T>(s, ok ? w : weight, ok);
+            }
+        }
+    }
+}
+
+template <int RCO, typename A> __device__ __forceinline__ void load_weights(A (&w)[RCO], const A *p)
+{
+#pragma unroll
+    for (int o = 0; o < RCO; ++o) w[o] = p[o];
+}
+template <> __device__ __forceinline__ void load_weights<8, float>(float (&w)[8], const float *p)
+{
+    const float4 a = ((const float4 *)p)[0], b = ((const float4 *)p)[1];
+    w[0] = a.x; w[1] = a.y; w[2] = a.z; w[3] = a.w;
+    w[4] = b.x; w[5] = b.y; w[6] = b.z; w[7] = b.w;
+}
+template <> __device__ __forceinline__ void load_weights<4, float>(float (&w)[4], const float *p)
+{
+    const float4 a = ((const float4 *)p)[0];
+    w[0] = a.x; w[1] = a.y; w[2] = a.z; w[3] = a.w;
+}
+
+template <typename T, int MODE, int RCO, int WARPS_CO, int WARPS_PX>
+__global__ void __launch_bounds__(32 * WARPS_CO * WARPS_PX, WARPS_CO * WARPS_PX >= 8 ? 2 : 4)
+direct_kernel(const direct_params P)
+{
+    typedef acc_t<T> A;
+    constexpr int NWARPS = WARPS_CO * WARPS_PX, TCO = RCO * WARPS_CO, TH = 8 * WARPS_PX;
+    constexpr int RPX = DIRECT_RPX, WIN = DIRECT_RPX + DIRECT_MAX_GROUP - 1;
+    extern __shared__ __align__(16) unsigned char direct_smem[];
+    A *smem = (A *)direct_smem;
+    __shared__ direct_taps t;
+
+    const int tiles = P.tiles_h * P.tiles_w;
+    const int phase = blockIdx.x / tiles, tile = blockIdx.x % tiles;
+    const int rh = phase / P.phases_w, rw = phase % P.phases_w;
+    const int i0 = tile / P.tiles_w * TH, j0 = tile % P.tiles_w * DIRECT_TW;
+    const int count_h = direct_plan_axis(&P.ah, MODE, rh).count;
+    const int count_w = direct_plan_axis(&P.aw, MODE, rw).count;
+    if (i0 >= count_h || j0 >= count_w) return; /* the phase is smaller than the largest one */
+    const int g = blockIdx.y / P.co_tiles, obase = blockIdx.y % P.co_tiles * TCO;
+    const int n = blockIdx.z;
+
+    if (threadIdx.x == 0) direct_build_taps<MODE>(P, rh, rw, TH, &t);
+    __syncthreads();
+
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const int wc = warp % WARPS_CO, wp = warp / WARPS_CO;
+    const int ty = wp * 8 + lane / 4, tx = lane % 4;
+    const int o0 = wc * RCO;
+
+    A acc[RCO][RPX];
+#pragma unroll
+    for (int o = 0; o < RCO; ++o)
+#pragma unroll
+        for (int j = 0; j < RPX; ++j) acc[o][j] = 0;
+
+    const int nchunks = t.ntaps ? (P.cr + P.cc - 1) / P.cc : 0;
+    if (nchunks) {
+        direct_stage<T, MODE, TCO, NWARPS, false>(P, t, smem, n, g, obase, 0, i0, j0);
+        cp_async_commit();
+    }
+    for (int k = 0; k < nchunks; ++k) {
+        A *cur = smem + (k & 1) * P.stage;
+        if (k + 1 < nchunks) {
+            direct_stage<T, MODE, TCO, NWARPS, false>(P, t, smem + ((k + 1) & 1) * P.stage, n, g, obase,
+                                                     (k + 1) * P.cc, i0, j0);
+            cp_async_commit();
+            cp_async_wait<1>();
+        } else {
+            cp_async_wait<0>();
+        }
+        if (P.tf32) direct_stage<T, MODE, TCO, NWARPS, true>(P, t, cur, n, g, obase, k * P.cc, i0, j0);
+        __syncthreads();
+
+        const A *wts = cur + direct_round4(P.cc * t.chan);
+        const int tbase = ty * t.pitch + tx * RPX;
+        for (int c = 0; c < P.cc; ++c) {
+            const A *src = cur + c * t.chan + tbase;
+            const A *wc_ = wts + (c * t.ntaps) * TCO + o0;
+            for (int gi = 0; gi < t.ngroups; ++gi) {
+                const A *p = src + t.group_off[gi];
+                const int nt = t.group_tap[gi] >> 16, t0 = t.group_tap[gi] & 0xffff;
+                A win[WIN];
+#pragma unroll
+                for (int j = 0; j < WIN; ++j)
+                    if (j < RPX + nt - 1) win[j] = p[j];
+#pragma unroll
+                for (int tap = 0; tap < DIRECT_MAX_GROUP; ++tap) {
+                    if (tap < nt) {
+                        A w[RCO];
+                        load_weights<RCO>(w, wc_ + (t0 + tap) * TCO);
+#pragma unroll
+                        for (int o = 0; o < RCO; ++o)
+#pragma unroll
+                            for (int j = 0; j < RPX; ++j) acc[o][j] = fma(w[o], win[j + tap], acc[o][j]);
+                    }
+                }
+            }
+        }
+        __syncthreads(); /* the next iteration overwrites this stage */
+    }
+
+    /* epilogue: each warp transposes its 8 rows x 32 pixels per channel through shared
+     * memory (row pitch 33 against bank conflicts), then writes whole rows */
+    A *stage = smem + warp * 8 * 33;
+    const int oh_step = MODE == DIRECT_FORWARD ? P.ah.stride : 1;
+    const int ow_step = MODE == DIRECT_FORWARD ? P.aw.stride : 1;
+    const int64_t dst_plane = (int64_t)P.ah.dst_size * P.aw.dst_size;
+    T *dst = (T *)P.dst;
+    const T *bias = (const T *)P.bias;
+    const int j = j0 + lane;
+#pragma unroll
+    for (int o = 0; o < RCO; ++o) {
+#pragma unroll
+        for (int jj = 0; jj < RPX; ++jj) stage[(lane / 4) * 33 + tx * RPX + jj] = acc[o][jj];
+        __syncwarp();
+        const int ch = obase + o0 + o;
+        if (ch < P.co && j < count_w) {
+            const A b = bias ? to_acc(bias[(int64_t)g * P.co + ch]) : A(0);
+            T *dst_ch = dst + ((int64_t)n * P.groups * P.co + (int64_t)g * P.co + ch) * dst_plane +
+                        (int64_t)rw + (int64_t)ow_step * j;
+            for (int r = 0; r < 8; ++r) {
+                const int i = i0 + wp * 8 + r;
+                if (i < count_h) dst_ch[(int64_t)(rh + oh_step * i) * P.aw.dst_size] = from_acc<T>(stage[r * 33 + lane] + b);
+            }
+        }
+        __syncwarp();
+    }
+}
+
+/* ---- host side ---- */
+
+/* The geometry of one pass as the engine sees it; returns 0 if the engine cannot take it. */
+typedef struct direct_shape {
+    direct_params P;
+    int phases_h;
+    size_t smem_bytes;
+} direct_shape;
+
+/* Fills s for a tile of tco channels x th rows; `elem` is the size of the arithmetic type.
+ * Returns 1 when the engine can run it (taps, strides, shared memory, grid limits). */
+static inline int direct_shape_make(direct_shape *s, int mode, const tconv_problem *p, int tco, int th,
+                                    int nwarps, size_t elem)
+{
+    direct_params *P = &s->P;
+    const int fwd = mode == DIRECT_FORWARD;
+    const int64_t cig = p->c_in / p->groups, cog = p->c_out / p->groups;
+    P->groups = (int)p->groups;
+    P->cr = (int)(fwd ? cig : cog);
+    P->co = (int)(fwd ? cog : cig);
+    const int64_t khw = p->kernel_h * p->kernel_w;
+    P->w_red = fwd ? cog * khw : khw;
+    P->w_out = fwd ? khw : cog * khw;
+    P->w_group = cig * cog * khw;
+    const direct_axis ah = {(int)p->kernel_h, (int)p->stride_h, (int)p->padding_h, (int)p->dilation_h,
+                            (int)(fwd ? p->h_in : p->h_out), (int)(fwd ? p->h_out : p->h_in)};
+    const direct_axis aw = {(int)p->kernel_w, (int)p->stride_w, (int)p->padding_w, (int)p->dilation_w,
+                            (int)(fwd ? p->w_in : p->w_out), (int)(fwd ? p->w_out : p->w_in)};
+    P->ah = ah;
+    P->aw = aw;
+    if (ah.stride > DIRECT_MAX_STRIDE || aw.stride > DIRECT_MAX_STRIDE) return 0;
+    s->phases_h = fwd ? ah.stride : 1;
+    P->phases_w = fwd ? aw.stride : 1;
+
+    /* the largest stage over all phases decides the shared memory */
+    int chan = 0, wts = 0, max_count_h = 0, max_count_w = 0;
+    for (int rh = 0; rh < s->phases_h; ++rh) {
+        const direct_axis_plan ph = direct_plan_axis(&ah, mode, rh);
+        if (ph.count > max_count_h) max_count_h = ph.count;
+        for (int rw = 0; rw < P->phases_w; ++rw) {
+            const direct_axis_plan pw = direct_plan_axis(&aw, mode, rw);
+            if (pw.count > max_count_w) max_count_w = pw.count;
+            if (ph.ntaps * pw.ntaps > DIRECT_MAX_TAPS) return 0;
+            const int e = direct_chan_elems(&ph, &pw, th);
+            if (e > chan) chan = e;
+            if (ph.ntaps * pw.ntaps * tco > wts) wts = ph.ntaps * pw.ntaps * tco;
+        }
+    }
+    /* [c][source tile] then [c][tap][o], the weights 16-byte aligned for vector loads */
+    int cc = 8;
+    while (cc > 1 && 2 * (size_t)(direct_round4(cc * chan) + cc * wts) * elem > DIRECT_STAGE_BYTES) cc /= 2;
+    P->cc = cc;
+    P->stage = direct_round4(direct_round4(cc * chan) + cc * wts);
+    if (2 * (size_t)P->stage * elem > DIRECT_STAGE_BYTES) return 0;
+    const size_t epilogue = (size_t)nwarps * 8 * 33 * elem;
+    s->smem_bytes = 2 * (size_t)P->stage * elem;
+    if (s->smem_bytes < epilogue) s->smem_bytes = epilogue;
+
+    P->tiles_h = (max_count_h + th - 1) / th;
+    P->tiles_w = (max_count_w + DIRECT_TW - 1) / DIRECT_TW;
+    P->co_tiles = (int)((P->co + tco - 1) / tco);
+    const int64_t grid_x = (int64_t)s->phases_h * P->phases_w * P->tiles_h * P->tiles_w;
+    if (grid_x > INT32_MAX || (int64_t)P->groups * P->co_tiles > 65535 || p->n > 65535) return 0;
+    return 1;
+}
+
+/* The tile configurations of the engine; a variant is one of them. */
+template <int RCO, int WARPS_CO, int WARPS_PX> struct direct_tile {
+    enum { rco = RCO, warps_co = WARPS_CO, warps_px = WARPS_PX,
+           tco = RCO * WARPS_CO, th = 8 * WARPS_PX, nwarps = WARPS_CO * WARPS_PX };
+};
+
+template <int MODE, typename Tile> struct direct_launch {
+    const tconv_args *a;
+    template <typename T> cudaError_t operator()() const
+    {
+        if constexpr (sizeof(acc_t<T>) == 8 && Tile::rco * DIRECT_RPX > 32) {
+            return cudaErrorInvalidValue; /* refused by direct_can_implement: too many registers */
+        } else {
+            return launch<T>();
+        }
+    }
+    template <typename T> cudaError_t launch() const
+    {
+        direct_shape s;
+        if (!direct_shape_make(&s, MODE, a->p, Tile::tco, Tile::th, Tile::nwarps, sizeof(acc_t<T>)))
+            return cudaErrorInvalidValue;
+        const int fwd = MODE == DIRECT_FORWARD;
+        s.P.src = fwd ? a->x : a->grad_y;
+        s.P.weight = a->weight;
+        s.P.bias = fwd ? a->bias : NULL;
+        s.P.dst = fwd ? a->y : a->grad_x;
+        s.P.tf32 = a->config->dtype == TCONV_FLOAT32 && a->config->precision == TCONV_PRECISION_TF32;
+        void (*kernel)(const direct_params) = direct_kernel<T, MODE, Tile::rco, Tile::warps_co, Tile::warps_px>;
+        cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)s.smem_bytes);
+        if (err != cudaSuccess) return err;
+        const dim3 grid((unsigned)(s.phases_h * s.P.phases_w * s.P.tiles_h * s.P.tiles_w),
+                        (unsigned)(s.P.groups * s.P.co_tiles), (unsigned)a->p->n);
+        kernel<<<grid, 32 * Tile::nwarps, s.smem_bytes, a->stream>>>(s.P);
+        return cudaGetLastError();
+    }
+};
+
+/* can_implement of a variant: `min_co` keeps wide tiles away from few channels, where
+ * most of their lanes would idle; `wide` tiles hold too many accumulators for float64. */
+template <int MODE, typename Tile>
+static int direct_can_implement(const tconv_problem *p, const tconv_config *config, int min_co)
+{
+    const int64_t co = (MODE == DIRECT_FORWARD ? p->c_out : p->c_in) / p->groups;
+    if (co < min_co) return 0;
+    if (config->dtype == TCONV_FLOAT64 && Tile::rco * DIRECT_RPX > 32) return 0;
+    const size_t elem = config->dtype == TCONV_FLOAT64 ? sizeof(double) : sizeof(float);
+    direct_shape s;
+    return direct_shape_make(&s, MODE, p, Tile::tco, Tile::th, Tile::nwarps, elem);
+}
+
+template <int MODE, typename Tile> static cudaError_t direct_run(const tconv_args *a)
+{
+    const direct_launch<MODE, Tile> body = {a};
+    return with_dtype(a->config->dtype, body);
+}
+
+static inline size_t direct_no_workspace(const tconv_problem *, const tconv_config *) { return 0; }
+
+#endif /* TCONV_CUDA_DIRECT_CUH */
