@@ -1,5 +1,5 @@
 /*
- * problem.h - internal helpers around tconv_problem and tconv_config, shared by the CPU
+ * problem.h - internal functions around tconv_problem and tconv_config, shared by the CPU
  * reference, the CUDA dispatcher and the builds without CUDA.
  */
 #ifndef TCONV_PROBLEM_H

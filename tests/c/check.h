@@ -1,5 +1,5 @@
 /*
- * check.h - helpers shared by the C tests: a seedable RNG, fills, NaN poisoning, error
+ * check.h - what the C tests share: a seedable RNG, fills, NaN poisoning, error
  * measures, a CHECK macro that counts failures, and random valid problems.
  *
  * Every run draws a fresh seed (from the clock) and prints it; TCONV_TEST_SEED=<seed>
@@ -136,16 +136,17 @@ static int check_passed, check_failed;
 
 /* CHECK(condition, printf-style message, ...): counts the result; a failure prints
  * file:line and the message. */
-#define CHECK(cond, ...)                                                  \
-    do {                                                                  \
-        if (cond) {                                                       \
-            check_passed++;                                               \
-        } else {                                                          \
-            check_failed++;                                               \
-            fprintf(stderr, "%s:%d: FAILED: ", __FILE__, __LINE__);       \
-            fprintf(stderr, __VA_ARGS__);                                 \
-            fputc('\n', stderr);                                          \
-        }                                                                 \
+#define CHECK(cond, ...)                                                           \
+    do {                                                                           \
+        if (cond) {                                                                \
+            check_passed++;                                                        \
+        } else {                                                                   \
+            check_failed++;                                                        \
+            fflush(stdout); /* keeps the order when both streams go to one file */ \
+            fprintf(stderr, "%s:%d: FAILED: ", __FILE__, __LINE__);                \
+            fprintf(stderr, __VA_ARGS__);                                          \
+            fputc('\n', stderr);                                                   \
+        }                                                                          \
     } while (0)
 
 /* Prints "N passed, M failed" and returns the exit status of the test program. */

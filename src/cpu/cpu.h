@@ -1,0 +1,48 @@
+/*
+ * cpu.h - what the passes of the CPU reference share.
+ *
+ * Each pass is written once, over double, and reads and writes the caller's tensors through
+ * cpu_load / cpu_store, so float32 data is accumulated in double and rounded once.
+ */
+#ifndef TCONV_CPU_H
+#define TCONV_CPU_H
+
+#include <stdint.h>
+
+#include "problem.h"
+#include "tconv.h"
+
+/* Storage type of the tensors of one call. */
+typedef enum cpu_type { CPU_FLOAT32, CPU_FLOAT64 } cpu_type;
+
+static inline double cpu_load(const void *a, cpu_type type, int64_t i)
+{
+    return type == CPU_FLOAT32 ? (double)((const float *)a)[i] : ((const double *)a)[i];
+}
+
+static inline void cpu_store(void *a, cpu_type type, int64_t i, double v)
+{
+    if (type == CPU_FLOAT32)
+        ((float *)a)[i] = (float)v;
+    else
+        ((double *)a)[i] = v;
+}
+
+/* What every pass checks first: TCONV_INVALID_POINTER when problem is NULL or a required
+ * tensor is missing (tensors_given == 0), else tconv_problem_check() of a copy in *p. */
+static inline tconv_status cpu_check(const tconv_problem *problem, int tensors_given,
+                                     tconv_problem *p)
+{
+    if (!tensors_given)
+        return TCONV_INVALID_POINTER;
+    return tconv_problem_check_copy(problem, p);
+}
+
+/* The offset of element [a][b][c][d] of a dense array of shape (*, B, C, D). */
+static inline int64_t cpu_index(int64_t a, int64_t b, int64_t B, int64_t c, int64_t C, int64_t d,
+                                int64_t D)
+{
+    return ((a * B + b) * C + c) * D + d;
+}
+
+#endif /* TCONV_CPU_H */
