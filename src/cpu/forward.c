@@ -10,7 +10,7 @@
 /* x is (N, C_in, H_in, W_in), weight is (C_in, C_out/groups, kH, kW), bias is (C_out) or NULL,
  * y is (N, C_out, H_out, W_out). */
 static tconv_status forward_pass(const tconv_problem *problem, cpu_type type, const void *x,
-                            const void *weight, const void *bias, void *y)
+                                 const void *weight, const void *bias, void *y)
 {
     tconv_problem p;
     tconv_status status = cpu_check(problem, x != NULL && weight != NULL && y != NULL, &p);

@@ -9,7 +9,7 @@
 
 /* grad_y is (N, C_out, H_out, W_out), grad_bias is (C_out). */
 static tconv_status grad_bias_pass(const tconv_problem *problem, cpu_type type, const void *grad_y,
-                              void *grad_bias)
+                                   void *grad_bias)
 {
     tconv_problem p;
     tconv_status status = cpu_check(problem, grad_y != NULL && grad_bias != NULL, &p);

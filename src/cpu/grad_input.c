@@ -11,7 +11,7 @@
 /* grad_y is (N, C_out, H_out, W_out), weight is (C_in, C_out/groups, kH, kW),
  * grad_x is (N, C_in, H_in, W_in). */
 static tconv_status grad_input_pass(const tconv_problem *problem, cpu_type type, const void *grad_y,
-                               const void *weight, void *grad_x)
+                                    const void *weight, void *grad_x)
 {
     tconv_problem p;
     tconv_status status =

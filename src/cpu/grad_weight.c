@@ -11,7 +11,7 @@
 /* x is (N, C_in, H_in, W_in), grad_y is (N, C_out, H_out, W_out),
  * grad_weight is (C_in, C_out/groups, kH, kW). */
 static tconv_status grad_weight_pass(const tconv_problem *problem, cpu_type type, const void *x,
-                                const void *grad_y, void *grad_weight)
+                                     const void *grad_y, void *grad_weight)
 {
     tconv_problem p;
     tconv_status status =
