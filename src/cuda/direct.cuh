@@ -35,6 +35,8 @@
 #ifndef TCONV_CUDA_DIRECT_CUH
 #define TCONV_CUDA_DIRECT_CUH
 
+#include <type_traits>
+
 #include "cuda/common.cuh"
 #include "cuda/variant.h"
 
@@ -132,11 +134,13 @@ __host__ __device__ inline int direct_round4(int v) { return (v + 3) & ~3; }
 /* Odd row pitch: the 32 lanes of a warp (8 rows x 4 column groups of 8) then hit 32 banks. */
 __host__ __device__ inline int direct_pitch(int cols) { return cols | 1; }
 
-/* Elements of one reduction channel's source tile. */
-__host__ __device__ inline int direct_chan_elems(const direct_axis_plan *h, const direct_axis_plan *w, int th)
+/* Elements of one reduction channel's source tile.  For tensor cores the channel stride is
+ * 8 mod 32 banks: the 4 channels of an mma fragment's k then sit in 4 disjoint bank octets. */
+__host__ __device__ inline int direct_chan_elems(const direct_axis_plan *h, const direct_axis_plan *w, int th, int mma)
 {
     const int planes = direct_popc(h->res) * direct_popc(w->res);
-    return planes * direct_span(h, th) * direct_pitch(direct_span(w, DIRECT_TW));
+    const int chan = planes * direct_span(h, th) * direct_pitch(direct_span(w, DIRECT_TW));
+    return mma && chan ? chan + ((8 - chan % 32) + 32) % 32 : chan;
 }
 
 /* ---- device side ---- */
@@ -165,15 +169,17 @@ template <> __device__ __forceinline__ void stage_elem<double>(double *s, const 
 struct direct_taps {
     int ngroups, ntaps;
     int rows, pitch, plane, chan;    /* source tile geometry, in elements */
+    int nplanes;
     int qmin_h, qmin_w;
     int nres_w;
     int res_h[DIRECT_MAX_STRIDE], res_w[DIRECT_MAX_STRIDE]; /* residue of plane index */
     int group_off[DIRECT_MAX_TAPS];  /* offset of the group's first tap in a channel's tile */
     int group_tap[DIRECT_MAX_TAPS];  /* first tap slot (bits 0-15) and tap count (bits 16+) */
     int tap_k[DIRECT_MAX_TAPS];      /* kh*kW + kw of each tap slot */
+    int tap_off[DIRECT_MAX_TAPS];    /* offset of each tap slot in a channel's tile */
 };
 
-template <int MODE>
+template <int MODE, int MMA>
 __device__ void direct_build_taps(const direct_params &P, int rh, int rw, int th, direct_taps *t)
 {
     const direct_axis_plan ph = direct_plan_axis(&P.ah, MODE, rh);
@@ -182,7 +188,8 @@ __device__ void direct_build_taps(const direct_params &P, int rh, int rw, int th
     t->pitch = direct_pitch(direct_span(&pw, DIRECT_TW));
     t->plane = t->rows * t->pitch;
     t->nres_w = direct_popc(pw.res);
-    t->chan = direct_chan_elems(&ph, &pw, th);
+    t->chan = direct_chan_elems(&ph, &pw, th, MMA);
+    t->nplanes = direct_popc(ph.res) * t->nres_w;
     t->qmin_h = ph.qmin;
     t->qmin_w = pw.qmin;
     for (int r = 0, i = 0; r < P.ah.stride; ++r) if (ph.res >> r & 1u) t->res_h[i++] = r;
@@ -211,6 +218,7 @@ __device__ void direct_build_taps(const direct_params &P, int rh, int rw, int th
                     open = 1;
                 }
                 last_q = qw;
+                t->tap_off[nt] = t->group_off[ng - 1] + (t->group_tap[ng - 1] >> 16) - 1;
                 t->tap_k[nt++] = kh * P.aw.kernel + kw;
             }
         }
@@ -219,16 +227,26 @@ __device__ void direct_build_taps(const direct_params &P, int rh, int rw, int th
     t->ntaps = nt;
 }
 
+/* Where weight(c, tap, o) of a stage goes: [c][tap][o] for FMA tiles; for tensor cores
+ * the A-fragment order of mma.m16n8k8 (row o, column c within the 8 channels of a
+ * stage), [tap][o / 16][lane][register], so that a lane loads a fragment with one LDS.128. */
+template <int TCO, int MMA> __device__ __forceinline__ int direct_weight_slot(int c, int tap, int o, int ntaps)
+{
+    if (!MMA) return (c * ntaps + tap) * TCO + o;
+    const int r = o % 16, lane = (r % 8) * 4 + c % 4, reg = r / 8 + 2 * (c / 4);
+    return ((tap * (TCO / 16) + o / 16) * 32 + lane) * 4 + reg;
+}
+
 /* Issues the copies of reduction channels [c0, c0 + cc) into one stage; with ROUND set it
  * instead rounds that stage's elements to TF32 in place (after they arrived): the same
  * threads touch the same elements in both walks. */
-template <typename T, int MODE, int TCO, int NWARPS, bool ROUND>
+template <typename T, int MODE, int TCO, int NWARPS, bool ROUND, int MMA = 0>
 __device__ void direct_stage(const direct_params &P, const direct_taps &t, acc_t<T> *stage,
                              int n, int g, int obase, int c0, int i0, int j0)
 {
     typedef acc_t<T> A;
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-    const int nplanes = t.chan / t.plane;
+    const int nplanes = t.nplanes;
     const int sh = MODE == DIRECT_FORWARD ? 1 : P.ah.stride;
     const int sw = MODE == DIRECT_FORWARD ? 1 : P.aw.stride;
     const T *src = (const T *)P.src;
@@ -260,7 +278,7 @@ __device__ void direct_stage(const direct_params &P, const direct_taps &t, acc_t
     for (int row = warp; row < P.cc * t.ntaps; row += NWARPS) {
         const int c = row / t.ntaps, tap = row % t.ntaps;
         for (int o = lane; o < TCO; o += 32) {
-            A *s = sw_ + (int64_t)row * TCO + o;
+            A *s = sw_ + direct_weight_slot<TCO, MMA>(c, tap, o, t.ntaps);
             if (ROUND) {
                 *s = operand(*s, true);
             } else {
@@ -310,7 +328,7 @@ direct_kernel(const direct_params P)
     const int g = blockIdx.y / P.co_tiles, obase = blockIdx.y % P.co_tiles * TCO;
     const int n = blockIdx.z;
 
-    if (threadIdx.x == 0) direct_build_taps<MODE>(P, rh, rw, TH, &t);
+    if (threadIdx.x == 0) direct_build_taps<MODE, 0>(P, rh, rw, TH, &t);
     __syncthreads();
 
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -398,19 +416,138 @@ direct_kernel(const direct_params P)
     }
 }
 
+/* D += A * B on the tensor cores: A (16 x 8, o x c) from one LDS.128 of a pre-ordered
+ * fragment, B (8 x 8, c x pixel) as two values, D (16 x 8) in four. */
+__device__ __forceinline__ void mma_tf32(float (&d)[4], const float4 &a, float b0, float b1)
+{
+    asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 "
+                 "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(__float_as_uint(a.x)), "r"(__float_as_uint(a.y)), "r"(__float_as_uint(a.z)),
+                   "r"(__float_as_uint(a.w)), "r"(__float_as_uint(b0)), "r"(__float_as_uint(b1)));
+}
+
+/* The engine on TF32 tensor cores (float32 data, tf32 mode): the same phases, planes,
+ * halo tiles and pipeline, with stages of exactly 8 reduction channels (the k of one mma).
+ * Each of the 8 warps owns one row of 32 pixels and all 64 channels of the tile: per tap,
+ * 4 fragment loads of weights and 8 of source values feed 16 mma.m16n8k8. */
+template <int MODE>
+__global__ void __launch_bounds__(256, 2) direct_mma_kernel(const direct_params P)
+{
+    constexpr int TCO = 64, TH = 8, MT = TCO / 16, NT = DIRECT_TW / 8;
+    extern __shared__ __align__(16) unsigned char direct_smem[];
+    float *smem = (float *)direct_smem;
+    __shared__ direct_taps t;
+
+    const int tiles = P.tiles_h * P.tiles_w;
+    const int phase = blockIdx.x / tiles, tile = blockIdx.x % tiles;
+    const int rh = phase / P.phases_w, rw = phase % P.phases_w;
+    const int i0 = tile / P.tiles_w * TH, j0 = tile % P.tiles_w * DIRECT_TW;
+    const int count_h = direct_plan_axis(&P.ah, MODE, rh).count;
+    const int count_w = direct_plan_axis(&P.aw, MODE, rw).count;
+    if (i0 >= count_h || j0 >= count_w) return;
+    const int g = blockIdx.y / P.co_tiles, obase = blockIdx.y % P.co_tiles * TCO;
+    const int n = blockIdx.z;
+
+    if (threadIdx.x == 0) direct_build_taps<MODE, 1>(P, rh, rw, TH, &t);
+    __syncthreads();
+
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const int lr = lane / 4, lc = lane % 4; /* fragment row and column of this lane */
+    float acc[MT][NT][4];
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+        for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+            for (int r = 0; r < 4; ++r) acc[mt][nt][r] = 0.f;
+
+    const int nchunks = t.ntaps ? (P.cr + 7) / 8 : 0;
+    if (nchunks) {
+        direct_stage<float, MODE, TCO, 8, false, 1>(P, t, smem, n, g, obase, 0, i0, j0);
+        cp_async_commit();
+    }
+    for (int k = 0; k < nchunks; ++k) {
+        float *cur = smem + (k & 1) * P.stage;
+        if (k + 1 < nchunks) {
+            direct_stage<float, MODE, TCO, 8, false, 1>(P, t, smem + ((k + 1) & 1) * P.stage, n, g, obase,
+                                                       (k + 1) * 8, i0, j0);
+            cp_async_commit();
+            cp_async_wait<1>();
+        } else {
+            cp_async_wait<0>();
+        }
+        direct_stage<float, MODE, TCO, 8, true, 1>(P, t, cur, n, g, obase, k * 8, i0, j0);
+        __syncthreads();
+
+        const float4 *wts = (const float4 *)(cur + direct_round4(8 * t.chan)) + lane;
+        const float *src = cur + lc * t.chan + warp * t.pitch + lr;
+        for (int tap = 0; tap < t.ntaps; ++tap) {
+            const float *b = src + t.tap_off[tap];
+            float b0[NT], b1[NT];
+#pragma unroll
+            for (int nt = 0; nt < NT; ++nt) {
+                b0[nt] = b[nt * 8];
+                b1[nt] = b[4 * t.chan + nt * 8];
+            }
+#pragma unroll
+            for (int mt = 0; mt < MT; ++mt) {
+                const float4 a = wts[(tap * MT + mt) * 32];
+#pragma unroll
+                for (int nt = 0; nt < NT; ++nt) mma_tf32(acc[mt][nt], a, b0[nt], b1[nt]);
+            }
+        }
+        __syncthreads();
+    }
+
+    /* epilogue straight from the fragments: each store fills whole 32-byte sectors */
+    const int i = i0 + warp;
+    if (i >= count_h) return;
+    const int oh_step = MODE == DIRECT_FORWARD ? P.ah.stride : 1;
+    const int ow_step = MODE == DIRECT_FORWARD ? P.aw.stride : 1;
+    const int64_t dst_plane = (int64_t)P.ah.dst_size * P.aw.dst_size;
+    const float *bias = (const float *)P.bias;
+    float *dst = (float *)P.dst + ((int64_t)n * P.groups * P.co + (int64_t)g * P.co) * dst_plane +
+                 (int64_t)(rh + oh_step * i) * P.aw.dst_size + rw;
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+        for (int half = 0; half < 2; ++half) {
+            const int ch = obase + mt * 16 + lr + 8 * half;
+            if (ch >= P.co) continue;
+            const float b = bias ? bias[(int64_t)g * P.co + ch] : 0.f;
+            float *row = dst + (int64_t)ch * dst_plane;
+#pragma unroll
+            for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+                for (int e = 0; e < 2; ++e) {
+                    const int j = j0 + nt * 8 + 2 * lc + e;
+                    if (j < count_w) row[(int64_t)ow_step * j] = acc[mt][nt][2 * half + e] + b;
+                }
+        }
+}
+
 /* ---- host side ---- */
 
-/* The geometry of one pass as the engine sees it; returns 0 if the engine cannot take it. */
+/* The tile configurations of the engine; a variant is one of them.  MMA tiles run
+ * direct_mma_kernel (64 channels x 8 rows x 32 pixels, fixed). */
+template <int RCO, int WARPS_CO, int WARPS_PX, int MMA = 0> struct direct_tile {
+    enum { rco = RCO, warps_co = WARPS_CO, warps_px = WARPS_PX, mma = MMA,
+           tco = RCO * WARPS_CO, th = 8 * WARPS_PX, nwarps = WARPS_CO * WARPS_PX };
+};
+typedef direct_tile<8, 8, 1, 1> direct_mma_tile;
+
+/* The geometry of one pass as the engine sees it. */
 typedef struct direct_shape {
     direct_params P;
     int phases_h;
     size_t smem_bytes;
 } direct_shape;
 
-/* Fills s for a tile of tco channels x th rows; `elem` is the size of the arithmetic type.
- * Returns 1 when the engine can run it (taps, strides, shared memory, grid limits). */
-static inline int direct_shape_make(direct_shape *s, int mode, const tconv_problem *p, int tco, int th,
-                                    int nwarps, size_t elem)
+/* Fills s for tile Tile and arithmetic elements of `elem` bytes.  Returns 1 when the
+ * engine can run it (taps, strides, shared memory, grid limits). */
+template <typename Tile>
+static int direct_shape_make(direct_shape *s, int mode, const tconv_problem *p, size_t elem)
 {
     direct_params *P = &s->P;
     const int fwd = mode == DIRECT_FORWARD;
@@ -441,57 +578,57 @@ static inline int direct_shape_make(direct_shape *s, int mode, const tconv_probl
             const direct_axis_plan pw = direct_plan_axis(&aw, mode, rw);
             if (pw.count > max_count_w) max_count_w = pw.count;
             if (ph.ntaps * pw.ntaps > DIRECT_MAX_TAPS) return 0;
-            const int e = direct_chan_elems(&ph, &pw, th);
+            const int e = direct_chan_elems(&ph, &pw, Tile::th, Tile::mma);
             if (e > chan) chan = e;
-            if (ph.ntaps * pw.ntaps * tco > wts) wts = ph.ntaps * pw.ntaps * tco;
+            if (ph.ntaps * pw.ntaps * Tile::tco > wts) wts = ph.ntaps * pw.ntaps * Tile::tco;
         }
     }
-    /* [c][source tile] then [c][tap][o], the weights 16-byte aligned for vector loads */
+    /* [c][source tile] then the weights, 16-byte aligned for vector loads; an mma stage
+     * holds exactly the 8 channels of one k step */
     int cc = 8;
-    while (cc > 1 && 2 * (size_t)(direct_round4(cc * chan) + cc * wts) * elem > DIRECT_STAGE_BYTES) cc /= 2;
+    while (!Tile::mma && cc > 1 && 2 * (size_t)(direct_round4(cc * chan) + cc * wts) * elem > DIRECT_STAGE_BYTES)
+        cc /= 2;
     P->cc = cc;
     P->stage = direct_round4(direct_round4(cc * chan) + cc * wts);
     if (2 * (size_t)P->stage * elem > DIRECT_STAGE_BYTES) return 0;
-    const size_t epilogue = (size_t)nwarps * 8 * 33 * elem;
+    /* FMA tiles leave through a per-warp transpose of 8 x 33 elements */
+    const size_t epilogue = (size_t)Tile::nwarps * 8 * 33 * elem;
     s->smem_bytes = 2 * (size_t)P->stage * elem;
-    if (s->smem_bytes < epilogue) s->smem_bytes = epilogue;
+    if (!Tile::mma && s->smem_bytes < epilogue) s->smem_bytes = epilogue;
 
-    P->tiles_h = (max_count_h + th - 1) / th;
+    P->tiles_h = (max_count_h + Tile::th - 1) / Tile::th;
     P->tiles_w = (max_count_w + DIRECT_TW - 1) / DIRECT_TW;
-    P->co_tiles = (int)((P->co + tco - 1) / tco);
+    P->co_tiles = (int)((P->co + Tile::tco - 1) / Tile::tco);
     const int64_t grid_x = (int64_t)s->phases_h * P->phases_w * P->tiles_h * P->tiles_w;
     if (grid_x > INT32_MAX || (int64_t)P->groups * P->co_tiles > 65535 || p->n > 65535) return 0;
     return 1;
 }
 
-/* The tile configurations of the engine; a variant is one of them. */
-template <int RCO, int WARPS_CO, int WARPS_PX> struct direct_tile {
-    enum { rco = RCO, warps_co = WARPS_CO, warps_px = WARPS_PX,
-           tco = RCO * WARPS_CO, th = 8 * WARPS_PX, nwarps = WARPS_CO * WARPS_PX };
-};
-
 template <int MODE, typename Tile> struct direct_launch {
     const tconv_args *a;
     template <typename T> cudaError_t operator()() const
     {
-        if constexpr (sizeof(acc_t<T>) == 8 && Tile::rco * DIRECT_RPX > 32) {
-            return cudaErrorInvalidValue; /* refused by direct_can_implement: too many registers */
+        /* combinations direct_can_implement refuses are not even instantiated */
+        if constexpr (Tile::mma && !std::is_same<T, float>::value) {
+            return cudaErrorInvalidValue;
+        } else if constexpr (Tile::mma) {
+            return launch<T>(direct_mma_kernel<MODE>);
+        } else if constexpr (sizeof(acc_t<T>) == 8 && Tile::rco * DIRECT_RPX > 32) {
+            return cudaErrorInvalidValue;
         } else {
-            return launch<T>();
+            return launch<T>(direct_kernel<T, MODE, Tile::rco, Tile::warps_co, Tile::warps_px>);
         }
     }
-    template <typename T> cudaError_t launch() const
+    template <typename T> cudaError_t launch(void (*kernel)(const direct_params)) const
     {
         direct_shape s;
-        if (!direct_shape_make(&s, MODE, a->p, Tile::tco, Tile::th, Tile::nwarps, sizeof(acc_t<T>)))
-            return cudaErrorInvalidValue;
+        if (!direct_shape_make<Tile>(&s, MODE, a->p, sizeof(acc_t<T>))) return cudaErrorInvalidValue;
         const int fwd = MODE == DIRECT_FORWARD;
         s.P.src = fwd ? a->x : a->grad_y;
         s.P.weight = a->weight;
         s.P.bias = fwd ? a->bias : NULL;
         s.P.dst = fwd ? a->y : a->grad_x;
         s.P.tf32 = a->config->dtype == TCONV_FLOAT32 && a->config->precision == TCONV_PRECISION_TF32;
-        void (*kernel)(const direct_params) = direct_kernel<T, MODE, Tile::rco, Tile::warps_co, Tile::warps_px>;
         cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)s.smem_bytes);
         if (err != cudaSuccess) return err;
         const dim3 grid((unsigned)(s.phases_h * s.P.phases_w * s.P.tiles_h * s.P.tiles_w),
@@ -502,16 +639,18 @@ template <int MODE, typename Tile> struct direct_launch {
 };
 
 /* can_implement of a variant: `min_co` keeps wide tiles away from few channels, where
- * most of their lanes would idle; `wide` tiles hold too many accumulators for float64. */
+ * most of their lanes would idle; wide FMA tiles hold too many float64 accumulators;
+ * tensor-core tiles take float32 in tf32 mode only. */
 template <int MODE, typename Tile>
 static int direct_can_implement(const tconv_problem *p, const tconv_config *config, int min_co)
 {
     const int64_t co = (MODE == DIRECT_FORWARD ? p->c_out : p->c_in) / p->groups;
     if (co < min_co) return 0;
+    if (Tile::mma && (config->dtype != TCONV_FLOAT32 || config->precision != TCONV_PRECISION_TF32)) return 0;
     if (config->dtype == TCONV_FLOAT64 && Tile::rco * DIRECT_RPX > 32) return 0;
     const size_t elem = config->dtype == TCONV_FLOAT64 ? sizeof(double) : sizeof(float);
     direct_shape s;
-    return direct_shape_make(&s, MODE, p, Tile::tco, Tile::th, Tile::nwarps, elem);
+    return direct_shape_make<Tile>(&s, MODE, p, elem);
 }
 
 template <int MODE, typename Tile> static cudaError_t direct_run(const tconv_args *a)
