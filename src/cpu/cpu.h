@@ -38,6 +38,12 @@ static inline tconv_status cpu_check(const tconv_problem *problem, int tensors_g
     return tconv_problem_check_copy(problem, p);
 }
 
+/* Whether a pass of about `work` multiply-adds is worth a team of threads.  Below 2^18 the
+ * team's start and barrier cost more than the work, and on a busy machine one descheduled
+ * thread stalls the rest (the tests run thousands of tiny problems).  A double, because
+ * the product of the sizes may pass 2^63. */
+static inline int cpu_parallel(double work) { return work >= 0x1.0p18; }
+
 /* The offset of element [a][b][c][d] of a dense array of shape (*, B, C, D). */
 static inline int64_t cpu_index(int64_t a, int64_t b, int64_t B, int64_t c, int64_t C, int64_t d,
                                 int64_t D)

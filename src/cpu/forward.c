@@ -19,10 +19,11 @@ static tconv_status forward_pass(const tconv_problem *problem, cpu_type type, co
 
     const int64_t cig = p.c_in / p.groups, cog = p.c_out / p.groups;
     const int64_t rows = p.n * p.c_out * p.h_out;
+    const double work = (double)tconv_y_elems(&p) * cig * p.kernel_h * p.kernel_w;
     /* Each iteration owns one output row and gathers every input pixel that scatters into
      * it, in a fixed order: no two threads write one element, and the thread count does
      * not change the result. */
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (cpu_parallel(work))
     for (int64_t row = 0; row < rows; row++) {
         const int64_t oh = row % p.h_out;
         const int64_t c = row / p.h_out % p.c_out; /* output channel g*cog + co */

@@ -17,8 +17,9 @@ static tconv_status grad_bias_pass(const tconv_problem *problem, cpu_type type, 
         return status;
 
     const int64_t plane = p.h_out * p.w_out;
+    const double work = (double)tconv_y_elems(&p);
     /* one channel per iteration, summed in a fixed order; N == 0 leaves zeros */
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (cpu_parallel(work))
     for (int64_t c = 0; c < p.c_out; c++) {
         double sum = 0.0;
         for (int64_t n = 0; n < p.n; n++) {

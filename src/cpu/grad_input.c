@@ -21,8 +21,9 @@ static tconv_status grad_input_pass(const tconv_problem *problem, cpu_type type,
 
     const int64_t cig = p.c_in / p.groups, cog = p.c_out / p.groups;
     const int64_t rows = p.n * p.c_in * p.h_in;
+    const double work = (double)tconv_x_elems(&p) * cog * p.kernel_h * p.kernel_w;
     /* one row of grad_x per iteration, summed in a fixed order */
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (cpu_parallel(work))
     for (int64_t row = 0; row < rows; row++) {
         const int64_t ih = row % p.h_in;
         const int64_t ci = row / p.h_in % p.c_in;

@@ -21,8 +21,9 @@ static tconv_status grad_weight_pass(const tconv_problem *problem, cpu_type type
 
     const int64_t cig = p.c_in / p.groups, cog = p.c_out / p.groups;
     const int64_t taps = tconv_weight_elems(&p);
+    const double work = (double)taps * p.n * p.h_in * p.w_in;
     /* one weight element per iteration, summed in a fixed order; N == 0 leaves zeros */
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (cpu_parallel(work))
     for (int64_t e = 0; e < taps; e++) {
         const int64_t kw = e % p.kernel_w;
         const int64_t kh = e / p.kernel_w % p.kernel_h;
