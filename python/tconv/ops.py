@@ -38,7 +38,7 @@ def algorithm(pass_, x_shape, weight_shape, stride, padding, output_padding, dil
               dtype, precision):
     """The CUDA variant the dispatcher would pick for `pass_` of this problem."""
     return _C.algorithm(pass_, list(x_shape), list(weight_shape), stride, padding, output_padding,
-                        dilation, groups, dtype, precision)
+                        dilation, groups, str(dtype).replace("torch.", ""), precision)
 
 
 def _on_cpu_in_float32(tensors):

@@ -284,6 +284,18 @@ at::Tensor grad_bias(const at::Tensor &grad_y, const c10::optional<std::string> 
 
 const char *const PASS_NAMES[] = {"forward", "grad_input", "grad_weight", "grad_bias"};
 
+// torch dtypes by their Python names (torch.float32 is "float32")
+const std::pair<const char *, at::ScalarType> DTYPE_NAMES[] = {
+    {"float32", at::kFloat}, {"float64", at::kDouble}, {"float16", at::kHalf}, {"bfloat16", at::kBFloat16}};
+
+at::ScalarType dtype_from_name(const std::string &name) {
+    int i = 0;
+    while (i < 4 && name != DTYPE_NAMES[i].first) ++i;
+    TORCH_CHECK(i < 4, "tconv: dtype must be one of float32, float64, float16, bfloat16; got \"", name,
+                "\"");
+    return DTYPE_NAMES[i].second;
+}
+
 tconv_pass pass_from_name(const std::string &name) {
     int i = 0;
     while (i < 4 && name != PASS_NAMES[i]) ++i;
@@ -303,7 +315,7 @@ std::vector<std::pair<std::string, std::string>> variants() {
 
 std::string algorithm(const std::string &pass_name, std::vector<int64_t> x_shape,
                       std::vector<int64_t> weight_shape, Pair stride, Pair padding,
-                      Pair output_padding, Pair dilation, int64_t groups, at::ScalarType dtype,
+                      Pair output_padding, Pair dilation, int64_t groups, const std::string &dtype,
                       const std::string &precision) {
     TORCH_CHECK(x_shape.size() == 4, "tconv algorithm: x_shape must have 4 values, got ", x_shape.size());
     TORCH_CHECK(weight_shape.size() == 4, "tconv algorithm: weight_shape must have 4 values, got ",
@@ -318,7 +330,7 @@ std::string algorithm(const std::string &pass_name, std::vector<int64_t> x_shape
     p.kernel_w = weight_shape[3];
     TORCH_CHECK(weight_shape[0] == p.c_in, "tconv algorithm: x_shape has ", p.c_in,
                 " channels but weight_shape expects ", weight_shape[0]);
-    tconv_config config = make_config(dtype, precision, c10::nullopt);
+    tconv_config config = make_config(dtype_from_name(dtype), precision, c10::nullopt);
     const char *name = nullptr;
     check_status(tconv_cuda_algorithm(&p, pass_from_name(pass_name), &config, &name), "algorithm", p);
     return name;

@@ -1,0 +1,127 @@
+"""Bad arguments raise PyTorch's exception types with messages naming the argument, and a
+failed construction leaves nothing behind (not even draws from the RNG)."""
+import inspect
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import tconv
+
+
+def functional_cases():
+    """(id, x, weight, bias, kwargs, word the message must contain)"""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 4, 5, 5, generator=g)
+    w = torch.randn(4, 3, 3, 3, generator=g)
+    return [
+        ("channels", torch.randn(2, 3, 5, 5, generator=g), w, None, {}, "channels"),
+        ("groups_not_dividing", x, w, None, {"groups": 3}, "groups"),
+        ("groups_zero", x, w, None, {"groups": 0}, "groups"),
+        ("stride_zero", x, w, None, {"stride": (1, 0)}, "stride"),
+        ("padding_negative", x, w, None, {"padding": -1}, "padding"),
+        ("dilation_zero", x, w, None, {"dilation": 0}, "dilation"),
+        ("kernel_zero", x, torch.randn(4, 3, 0, 3, generator=g), None, {}, "kernel"),
+        ("output_padding_too_large", x, w, None, {"stride": 2, "output_padding": 2},
+         "output_padding"),
+        ("output_too_small", torch.randn(1, 4, 1, 1, generator=g), w, None, {"padding": 2},
+         "output"),
+        ("stride_three_values", x, w, None, {"stride": (1, 2, 3)}, "stride"),
+        ("input_2d", torch.randn(4, 5, generator=g), w, None, {}, "input"),
+        ("bias_shape", x, w, torch.randn(4, generator=g), {}, "bias"),
+        ("weight_dtype", x, w.double(), None, {}, "dtype"),
+        ("bias_dtype", x, w, torch.randn(3, generator=g).double(), {}, "dtype"),
+    ]
+
+
+CASES = functional_cases()
+
+
+@pytest.mark.parametrize("x,weight,bias,kwargs,word", [c[1:] for c in CASES],
+                         ids=[c[0] for c in CASES])
+def test_functional_rejects_like_pytorch(x, weight, bias, kwargs, word):
+    with pytest.raises(RuntimeError):
+        F.conv_transpose2d(x, weight, bias, **kwargs)
+    with pytest.raises(RuntimeError, match=word):
+        tconv.conv_transpose2d(x, weight, bias, **kwargs)
+
+
+def test_device_mismatch_is_rejected():
+    """(PyTorch itself lets a CPU input meet a meta weight.)"""
+    g = torch.Generator().manual_seed(0)
+    x, w = torch.randn(1, 2, 3, 3, generator=g), torch.randn(2, 2, 3, 3, generator=g)
+    with pytest.raises(RuntimeError, match="weight is on meta"):
+        tconv.conv_transpose2d(x, w.to("meta"))
+    with pytest.raises(RuntimeError, match="bias is on meta"):
+        tconv.conv_transpose2d(x, w, torch.randn(2, generator=g).to("meta"))
+
+
+# kwargs of ConvTranspose2d(4, 6, 3, ...) that nn.ConvTranspose2d rejects with a ValueError
+PYTORCH_VALUE_ERRORS = {
+    "padding_mode": {"padding_mode": "reflect"},
+    "groups_zero": {"groups": 0},
+    "in_channels_not_divisible": {"groups": 4, "in_channels": 6},
+    "out_channels_not_divisible": {"groups": 4, "out_channels": 6},
+}
+
+# kwargs that PyTorch only rejects in forward (RuntimeError), tconv already in the constructor
+RUNTIME_ERRORS = {
+    "kernel_size": {"kernel_size": (3, 0)},
+    "stride": {"stride": 0},
+    "padding": {"padding": (0, -1)},
+    "output_padding": {"stride": 2, "output_padding": 2},
+    "dilation": {"dilation": 0},
+    "in_channels": {"in_channels": 0},
+}
+
+
+def build(cls, kwargs):
+    args = {"in_channels": 4, "out_channels": 8, "kernel_size": 3, **kwargs}
+    return cls(**args)
+
+
+@pytest.mark.parametrize("kwargs", PYTORCH_VALUE_ERRORS.values(), ids=PYTORCH_VALUE_ERRORS.keys())
+def test_constructor_value_errors_match_pytorch(kwargs):
+    with pytest.raises(ValueError) as ref:
+        build(nn.ConvTranspose2d, kwargs)
+    with pytest.raises(ValueError) as ours:
+        build(tconv.ConvTranspose2d, kwargs)
+    assert str(ours.value) == str(ref.value)
+
+
+@pytest.mark.parametrize("name,kwargs", RUNTIME_ERRORS.items(), ids=RUNTIME_ERRORS.keys())
+def test_constructor_rejects_bad_sizes(name, kwargs):
+    with pytest.raises(RuntimeError, match=name):
+        build(tconv.ConvTranspose2d, kwargs)
+
+
+@pytest.mark.parametrize("kwargs", [*PYTORCH_VALUE_ERRORS.values(), *RUNTIME_ERRORS.values()],
+                         ids=[*PYTORCH_VALUE_ERRORS.keys(), *RUNTIME_ERRORS.keys()])
+def test_failed_model_construction_leaves_no_state(kwargs):
+    if not set(kwargs) <= set(inspect.signature(tconv.ModelNew).parameters):
+        pytest.skip("not an argument of ModelNew")
+    args = {"in_channels": 4, "out_channels": 8, "kernel_size": 3, **kwargs}
+    torch.manual_seed(7)
+    before = torch.random.get_rng_state()
+    with pytest.raises((ValueError, RuntimeError)):
+        tconv.ModelNew(**args)
+    assert torch.equal(torch.random.get_rng_state(), before)
+
+
+def test_ops_check_their_arguments():
+    g = torch.Generator().manual_seed(0)
+    grad_y = torch.randn(2, 6, 7, 7, generator=g)
+    weight = torch.randn(4, 3, 3, 3, generator=g)
+    args = ((1, 1), (0, 0), (0, 0), (1, 1), 2, "fp32")
+    with pytest.raises(RuntimeError, match="grad_y"):
+        tconv.ops.grad_input(grad_y, weight, (6, 5), *args)
+    with pytest.raises(RuntimeError, match="grad_y"):
+        tconv.ops.grad_weight(torch.randn(2, 4, 5, 6, generator=g), grad_y, (3, 3), *args)
+    with pytest.raises(RuntimeError, match="input_hw"):
+        tconv.ops.grad_input(grad_y, weight, (5,), *args)
+    with pytest.raises(RuntimeError, match="grad_y"):
+        tconv.ops.grad_bias(grad_y[0])
+    with pytest.raises(RuntimeError, match="pass_"):
+        tconv.ops.algorithm("backward", (2, 4, 5, 5), (4, 3, 3, 3), *args[:5], torch.float32,
+                            "fp32")

@@ -1,0 +1,58 @@
+"""tconv.conv_transpose2d against torch.nn.functional.conv_transpose2d: output and all three
+gradients, over a seeded random sweep and the awkward problems, in float32 and float64."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+import tconv
+from conftest import SEED
+from problems import AWKWARD, conv_args, random_problems, tensors
+
+# max |ours - reference| <= TOLERANCE * max |reference|, the reference in float64
+TOLERANCE = {torch.float32: 1e-5, torch.float64: 1e-12}
+
+PROBLEMS = [(f"random{i}", p) for i, p in enumerate(random_problems(SEED, 200))]
+PROBLEMS += list(AWKWARD.items())
+
+
+def results(fn, x, weight, bias, grad_y, **args):
+    """y and the gradients of x, weight, bias (None without bias) for upstream grad_y."""
+    inputs = [t.clone().requires_grad_() for t in (x, weight) + ((bias,) if bias is not None else ())]
+    y = fn(inputs[0], inputs[1], inputs[2] if bias is not None else None, **args)
+    grads = torch.autograd.grad(y, inputs, grad_y.to(y.dtype))
+    return [y.detach(), *grads] + ([] if bias is not None else [None])
+
+
+def assert_close(name, ours, ref, dtype):
+    assert ours.dtype == dtype, f"{name}: dtype {ours.dtype}, expected {dtype}"
+    assert ours.shape == ref.shape, f"{name}: shape {tuple(ours.shape)}, expected {tuple(ref.shape)}"
+    error = (ours.double() - ref).abs().max().item()
+    bound = TOLERANCE[dtype] * ref.abs().max().item()
+    assert error <= bound, f"{name}: max |error| {error:.3g} > {bound:.3g}"
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("problem", [p for _, p in PROBLEMS], ids=[name for name, _ in PROBLEMS])
+def test_output_and_gradients_match_pytorch(problem, dtype, gen):
+    x, weight, bias, grad_y = tensors(problem, dtype, gen)
+    args = conv_args(problem)
+    ours = results(tconv.conv_transpose2d, x, weight, bias, grad_y, **args)
+    ref = results(F.conv_transpose2d, x.double(), weight.double(),
+                  None if bias is None else bias.double(), grad_y.double(), **args)
+    for name, o, r in zip(("y", "grad_x", "grad_weight", "grad_bias"), ours, ref):
+        if r is not None:
+            assert_close(name, o, r, dtype)
+
+
+def test_only_requested_gradients_are_computed(gen):
+    x, weight, bias, grad_y = tensors(AWKWARD["all_asymmetric"], torch.float64, gen)
+    args = conv_args(AWKWARD["all_asymmetric"])
+    for wanted in ((True, False, False), (False, True, False), (False, False, True)):
+        inputs = [t.clone().requires_grad_(w) for t, w in zip((x, weight, bias), wanted)]
+        tconv.conv_transpose2d(*inputs, **args).backward(grad_y)
+        ref = [t.clone().requires_grad_(w) for t, w in zip((x, weight, bias), wanted)]
+        F.conv_transpose2d(*ref, **args).backward(grad_y)
+        for ours, r, w in zip(inputs, ref, wanted):
+            assert (ours.grad is None) == (not w)
+            if w:
+                assert_close("grad", ours.grad, r.grad, torch.float64)
