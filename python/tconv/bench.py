@@ -493,28 +493,31 @@ def markdown(records, env, args, baseline_name):
 
 
 def chart(records, env, path):
-    """Bars of speedup per shape and pass, one panel per mode, in one PNG."""
+    """Bars of speedup per shape and pass, from 1x up or down, one panel per mode."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
 
     modes = [m for m in MODES if any(r.mode == m and r.speedup for r in records)]
     shapes = list(dict.fromkeys(r.shape for r in records))
     passes = [p for p in PASSES if any(r.pass_ == p for r in records)]
     fig, axes = plt.subplots(len(modes), 1, squeeze=False, sharex=True,
-                             figsize=(max(6, 0.9 * len(shapes) + 2), 3.2 * len(modes) + 1))
+                             figsize=(max(8, 0.9 * len(shapes) + 3), 3.2 * len(modes) + 1))
     width = 0.8 / len(passes)
     for ax, mode in zip(axes[:, 0], modes):
         for index, pass_ in enumerate(passes):
             by_shape = {r.shape: r.speedup for r in records if r.mode == mode and r.pass_ == pass_}
             xs = [i + (index - (len(passes) - 1) / 2) * width for i in range(len(shapes))]
-            ax.bar(xs, [by_shape.get(s) or 0 for s in shapes], width, label=pass_)
+            ax.bar(xs, [(by_shape.get(s) or 1) - 1 for s in shapes], width, bottom=1,
+                   label=pass_)
         ax.axhline(1, color="black", linewidth=0.8)
         ax.set_yscale("log", base=2)
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}x"))
         ax.set_ylabel(f"{mode}: cuDNN ms / tconv ms")
         ax.grid(axis="y", alpha=0.3)
-    axes[0, 0].legend(fontsize="small", ncol=len(passes))
-    axes[0, 0].set_title(f"tconv speedup over cuDNN - {env['card']}, {env['date']}")
+    axes[0, 0].legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1))
+    fig.suptitle(f"tconv speedup over cuDNN - {env['card']}, {env['date']}")
     axes[-1, 0].set_xticks(range(len(shapes)), shapes, rotation=45, ha="right")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -591,6 +594,16 @@ def log(text):
     print(text, file=sys.stderr, flush=True)
 
 
+def pick_device(requested):
+    """The device asked for, else cuda when torch sees a GPU, else cpu; exits with a clear
+    message when tconv cannot run there."""
+    device = torch.device(requested or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if device.type == "cuda" and not tconv.ops.cuda_available():
+        sys.exit("tconv was built without CUDA kernels: rebuild it where nvcc is found "
+                 "(python setup.py build_ext --inplace), or pass --device cpu")
+    return device
+
+
 def run_all(shapes, args, device):
     """Records of every shape x pass x mode, with progress on stderr."""
     cpu = device.type == "cpu"
@@ -634,7 +647,7 @@ def write_reports(records, env, args, baseline_name, draw_chart):
 
 def main(argv=None):
     args = parse_args(argv)
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = pick_device(args.device)
     cpu = device.type == "cpu"
     if cpu:
         log("tconv.bench on the CPU: a smoke run on shapes shrunk to batch <= 2, input <= 8x8, "

@@ -23,7 +23,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import tconv
-from tconv.bench import Timer, batch_chunk, max_errors_chunked, set_tf32
+from tconv.bench import Timer, batch_chunk, max_errors_chunked, pick_device, set_tf32
 
 SEED_SIZE = (8, 64, 1024, 1024)
 CPU_SIZE = (2, 16, 64, 64)
@@ -114,7 +114,7 @@ def parse_args(argv):
 
 def main(argv=None):
     args = parse_args(argv)
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = pick_device(args.device)
     cuda = device.type == "cuda"
     size = tuple(args.size or (SEED_SIZE if cuda else CPU_SIZE))
     reps = args.reps or (15 if cuda else 5)
