@@ -59,15 +59,19 @@ cuda-check:
 	./scripts/cuda_check.sh
 
 # ---- Python ----
-$(VPY): requirements.txt
+# The stamp, not the interpreter (a link to the system's), records the installed requirements.
+VSTAMP  := $(VENV)/.requirements-installed
+
+$(VSTAMP): requirements.txt
 	python3 -m venv $(VENV)
 	$(VPY) -m pip install -q --upgrade pip
 	$(VPY) -m pip install -q -r requirements.txt
 	touch $@
 
-venv: $(VPY)
+venv: $(VSTAMP)
 
-ext: $(VPY)
+# tconv._C next to python/tconv/__init__.py (CUDA kernels when torch's CUDA matches nvcc's)
+ext: $(VSTAMP)
 	$(VPY) setup.py -q build_ext --inplace
 
 py-test: ext
@@ -76,7 +80,7 @@ py-test: ext
 test: c-test py-test
 
 demo: ext
-	$(VPY) -m tconv.demo
+	PYTHONPATH=python $(VPY) -m tconv.demo
 
 gpu-test:
 	PYTHON=$(PYTHON) ./scripts/gpu_test.sh
