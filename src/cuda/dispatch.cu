@@ -19,9 +19,15 @@ extern const tconv_variant tconv_variant_grad_bias_reduce;
 /* Every variant, in order of preference within each pass.  Fast variants go before the
  * naive ones of their pass, which accept every problem and so end each pass's list. */
 static const tconv_variant *const variants[] = {
-    /* forward: fast variants (forward_direct.cu) here */
+    &tconv_variant_forward_direct_tf32_64x256,
+    &tconv_variant_forward_direct_64x256,
+    &tconv_variant_forward_direct_16x512,
+    &tconv_variant_forward_direct_4x1024,
     &tconv_variant_forward_naive,
-    /* grad input: fast variants (grad_input_direct.cu) here */
+    &tconv_variant_grad_input_direct_tf32_64x256,
+    &tconv_variant_grad_input_direct_64x256,
+    &tconv_variant_grad_input_direct_16x512,
+    &tconv_variant_grad_input_direct_4x1024,
     &tconv_variant_grad_input_naive,
     /* grad weight: fast variants (grad_weight_direct.cu) here */
     &tconv_variant_grad_weight_naive,

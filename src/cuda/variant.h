@@ -41,7 +41,9 @@ typedef struct tconv_variant {
 } tconv_variant;
 
 /* Every variant, defined in the file of its name. */
-extern const tconv_variant forward_direct_tf32_64x256, forward_direct_64x256, forward_direct_16x512, forward_direct_4x1024;
-extern const tconv_variant grad_input_direct_tf32_64x256, grad_input_direct_64x256, grad_input_direct_16x512, grad_input_direct_4x1024;
+extern const tconv_variant tconv_variant_forward_direct_tf32_64x256, tconv_variant_forward_direct_64x256,
+    tconv_variant_forward_direct_16x512, tconv_variant_forward_direct_4x1024;
+extern const tconv_variant tconv_variant_grad_input_direct_tf32_64x256, tconv_variant_grad_input_direct_64x256,
+    tconv_variant_grad_input_direct_16x512, tconv_variant_grad_input_direct_4x1024;
 
 #endif /* TCONV_CUDA_VARIANT_H */
