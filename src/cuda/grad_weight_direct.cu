@@ -1,0 +1,516 @@
+/*
+ * grad_weight_direct.cu - grad_weight as a deterministic split-K direct convolution on
+ * CUDA cores (FP32 FMA), variant "grad_weight_direct_32x32".
+ *
+ *   grad_weight[g*Cig + ci, co, kh, kw] = sum over n, ih, iw of x[n, g*Cig + ci, ih, iw]
+ *       * grad_y[n, g*Cog + co, ih*stride_h - padding_h + kh*dilation_h,
+ *                               iw*stride_w - padding_w + kw*dilation_w]
+ *
+ * As a GEMM this is M = Cig, N = Cog*kH*kW, K = N*H_in*W_in (seed: 64 x 576 x 8.39 M), so
+ * K is split: the rows (n, ih) of x are cut into fixed slices, one per blockIdx.y.  A CTA
+ * owns one slice and one output tile (16*wci input channels x 32 output channels x all kH
+ * tap rows x KWT tap columns) and walks its slice one chunk at a time: one input row, `pix`
+ * consecutive pixels.  Per chunk it stages in shared memory
+ *   xs: x for the tile's ci over the chunk's pixels,
+ *   gs: grad_y for the tile's co over the columns the chunk's taps touch, per tap row,
+ * with the halo, so every tap is a shared-memory offset and every element comes from L2
+ * once per tap row.  Warp w computes tap row kh = w / wci; each thread accumulates
+ * 4 ci x 4 co x KWT taps of one kh in registers.
+ *
+ * Sliding window (stride_w == dilation_w, the seed's case): the taps of pixel iw are the
+ * grad_y columns (iw + kw)*stride_w - padding_w, so consecutive pixels share KWT-1 of them;
+ * a thread reading 4 pixels at a time keeps two float4 of grad_y per co and loads one new
+ * float4 per co per 4 pixels: 4 x-loads + 4 grad_y-loads (LDS.128) per 192 FFMA.  Other
+ * strides stage one plane per tap column (the "gathered" layout): 4 + 4*KWT LDS.128 per
+ * 4*16*KWT FFMA.
+ *
+ * Accuracy (docs/perf-notes.md, "grad-weight"): each thread sums at most `pix` (<= 64)
+ * products in an inner register sum, flushes it into an outer sum (in shared memory) per chunk,
+ * writes the slice's outer sums to the workspace with plain stores, and a second kernel
+ * sums the slices in a fixed order in double.  No atomics: bitwise deterministic.
+ *
+ * Precision: float32 FP32 uses the operands as they are; TF32 rounds both to nearest TF32
+ * in shared memory (round_tf32), products are then exact in FP32.  float16 / bfloat16 are
+ * widened to float when staged.  float64 is not implemented here (the naive variant takes it).
+ */
+#include <stdint.h>
+
+#include "cuda/common.cuh"
+#include "cuda/variant.h"
+
+/* One thread's register tile: 4 input channels x 4 output channels (x KWT tap columns). */
+#define GWD_RCI 4
+#define GWD_RCO 4
+/* Output channels per CTA: 8 thread columns of a warp x GWD_RCO. */
+#define GWD_CO_TILE 32
+/* Input channels per warp: 4 thread rows x GWD_RCI. */
+#define GWD_CI_WARP 16
+/* At most 8 warps (kH * wci <= 8): 256 threads. */
+#define GWD_MAX_THREADS 256
+/* Up to 3 tap columns, 2 CTAs per SM (128 registers: the seed's 6-warp CTAs otherwise took
+ * 178-186 and ran one CTA per SM); KWT = 4 keeps 64 accumulators, so 1 CTA (255 registers). */
+#define GWD_MIN_CTAS(kwt) ((kwt) <= 3 ? 2 : 1)
+/* About 8 waves of 2 CTAs per SM on a 132-SM H100: the last wave's idle share stays small. */
+#define GWD_TARGET_CTAS 2048
+/* The sliding window always stages 64-pixel chunks with rows of 68 floats (an odd multiple of
+ * 4, 64 + 4 for the window), so its shared-memory offsets are compile-time: with runtime
+ * strides ptxas spent 28 address instructions per 384 FFMA of the inner loop. */
+#define GWD_SLIDE_PIX 64
+#define GWD_SLIDE_STRIDE 68
+/* Workspace cap for the per-slice partial sums: 256 MiB. */
+#define GWD_MAX_WORKSPACE ((int64_t)256 << 20)
+
+typedef struct gwd_params {
+    const void *x;        /* (N, C_in, H_in, W_in) */
+    const void *grad_y;   /* (N, C_out, H_out, W_out) */
+    float *partial;       /* (slices, C_in, Cog, kH, kW) */
+    int c_in, h_in, w_in, c_out, h_out, w_out;
+    int kernel_h, kernel_w, stride_h, stride_w, padding_h, padding_w, dilation_h, dilation_w;
+    int cig, cog;
+    int64_t rows_total;   /* N * H_in: the rows (n, ih) that K is made of */
+    int rows_per_slice;
+    int pix;              /* pixels per chunk, a multiple of 8 */
+    int nseg;             /* chunks per row: ceil(W_in / pix) */
+    int ci_tiles, co_tiles, kw_groups;
+    int wci;              /* warps per tap row; the CTA's ci tile is 16 * wci */
+    int q;                /* grad_y planes per tap row: 1 (sliding window) or KWT (gathered) */
+    int x_stride, g_width, g_stride;   /* shared-memory row widths, in floats */
+    int tf32;
+    int64_t weight_elems;
+} gwd_params;
+
+/* ---- staging: global -> shared, zero outside the tensor ---- */
+
+__device__ __forceinline__ void cp_async_f32(float *dst, const float *src, bool valid)
+{
+    const uint32_t d = (uint32_t)__cvta_generic_to_shared(dst);
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(d), "l"(src),
+                 "r"(valid ? 4 : 0));
+}
+
+__device__ __forceinline__ void cp_async_vec(float *dst, const float *src, int vw)
+{
+    const uint32_t d = (uint32_t)__cvta_generic_to_shared(dst);
+    if (vw == 4)
+        asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(d), "l"(src));
+    else if (vw == 2)
+        asm volatile("cp.async.ca.shared.global [%0], [%1], 8;\n" ::"r"(d), "l"(src));
+    else
+        asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(d), "l"(src));
+}
+
+__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_all;\n" ::); }
+
+/* dst[m] = row[c0 + m*step] for m < width, 0 where the column is outside [0, limit) or the
+ * whole row is outside the tensor (row == NULL).  One warp per row, lanes along m.
+ * float: cp.async (16 or 8 bytes where the row is aligned and fully inside), other types:
+ * widened to float with plain loads. */
+template <typename T>
+__device__ __forceinline__ void stage_row(float *dst, const T *row, int c0, int step, int limit,
+                                          int width, int lane)
+{
+    for (int m = lane; m < width; m += 32) {
+        const int c = c0 + m * step;
+        dst[m] = (row != NULL && c >= 0 && c < limit) ? to_acc(row[c]) : 0.0f;
+    }
+}
+
+template <>
+__device__ __forceinline__ void stage_row<float>(float *dst, const float *row, int c0, int step,
+                                                 int limit, int width, int lane)
+{
+    if (row == NULL) {
+        for (int m = lane; m < width; m += 32) dst[m] = 0.0f;
+        return;
+    }
+    if (step == 1 && c0 >= 0 && c0 + width <= limit) {
+        /* dst rows are 16-byte aligned and width % 4 == 0: the vector width follows the source. */
+        const int a = (int)(((uintptr_t)(row + c0) >> 2) & 3);
+        const int vw = a == 0 ? 4 : (a == 2 ? 2 : 1);
+        for (int m = lane * vw; m < width; m += 32 * vw) cp_async_vec(dst + m, row + c0 + m, vw);
+        return;
+    }
+    for (int m = lane; m < width; m += 32) {
+        const int c = c0 + m * step;
+        const bool ok = c >= 0 && c < limit;
+        cp_async_f32(dst + m, ok ? row + c : row, ok);
+    }
+}
+
+/* Stages chunk (row r = n*H_in + ih, pixels [iw0, iw0 + pix)) into buf: the x rows first
+ * (16*wci of them), then grad_y rows ordered (kh, plane, co). */
+template <typename T>
+__device__ void stage_chunk(const gwd_params &p, float *buf, int64_t r, int iw0, int g, int ci0,
+                            int co0, int kw0)
+{
+    const T *x = (const T *)p.x;
+    const T *grad_y = (const T *)p.grad_y;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
+    const int64_t n = r / p.h_in;
+    const int ih = (int)(r - n * p.h_in);
+    const int ci_tile = GWD_CI_WARP * p.wci;
+    const int nrows = ci_tile + p.kernel_h * p.q * GWD_CO_TILE;
+    for (int row = warp; row < nrows; row += nwarps) {
+        if (row < ci_tile) {
+            const int ci = ci0 + row;
+            const T *src = ci < p.cig
+                ? x + ((n * p.c_in + (int64_t)g * p.cig + ci) * p.h_in + ih) * p.w_in : NULL;
+            stage_row<T>(buf + row * p.x_stride, src, iw0, 1, p.w_in, p.pix, lane);
+        } else {
+            const int k = row - ci_tile;
+            const int co = co0 + k % GWD_CO_TILE;
+            const int plane = (k / GWD_CO_TILE) % p.q;
+            const int kh = k / (GWD_CO_TILE * p.q);
+            const int oh = ih * p.stride_h - p.padding_h + kh * p.dilation_h;
+            const T *src = (co < p.cog && oh >= 0 && oh < p.h_out)
+                ? grad_y + ((n * p.c_out + (int64_t)g * p.cog + co) * p.h_out + oh) * p.w_out
+                : NULL;
+            /* position m of plane q holds column (iw0 + m)*stride_w - padding_w
+             * + (kw0 + q)*dilation_w; with the sliding window (q == 0, stride == dilation)
+             * position m is the tap kw0 + kk of pixel iw0 + m - kk. */
+            const int c0 = iw0 * p.stride_w - p.padding_w + (kw0 + plane) * p.dilation_w;
+            stage_row<T>(buf + ci_tile * p.x_stride + k * p.g_stride, src, c0, p.stride_w,
+                         p.w_out, p.g_width, lane);
+        }
+    }
+}
+
+/* ---- the main kernel ---- */
+
+__device__ __forceinline__ void f4_to(float (&a)[4], float4 v)
+{
+    a[0] = v.x; a[1] = v.y; a[2] = v.z; a[3] = v.w;
+}
+
+/* Grid: x = tile (g, ci tile, co tile, kw group), y = slice.  Block: 32 * wci * kH threads.
+ * Dynamic shared memory: two buffers of (16*wci*x_stride + kH*q*32*g_stride) floats, then
+ * 16*KWT sums per thread. */
+template <typename T, int KWT, bool SLIDE>
+__global__ void __launch_bounds__(GWD_MAX_THREADS, GWD_MIN_CTAS(KWT))
+grad_weight_direct_kernel(gwd_params p)
+{
+    extern __shared__ float4 gwd_smem4[];
+    float *smem = (float *)gwd_smem4;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+
+    int t = blockIdx.x;
+    const int kwg = t % p.kw_groups; t /= p.kw_groups;
+    const int cot = t % p.co_tiles; t /= p.co_tiles;
+    const int cit = t % p.ci_tiles;
+    const int g = t / p.ci_tiles;
+    const int ci_tile = GWD_CI_WARP * p.wci;
+    const int ci0 = cit * ci_tile, co0 = cot * GWD_CO_TILE, kw0 = kwg * KWT;
+
+    const int64_t r_begin = (int64_t)blockIdx.y * p.rows_per_slice;
+    const int64_t r_end = min(r_begin + p.rows_per_slice, p.rows_total);
+    const int nchunks = r_end > r_begin ? (int)(r_end - r_begin) * p.nseg : 0;
+    const int buf_floats = ci_tile * p.x_stride + p.kernel_h * p.q * GWD_CO_TILE * p.g_stride;
+    const int x_stride = SLIDE ? GWD_SLIDE_STRIDE : p.x_stride;
+    const int g_stride = SLIDE ? GWD_SLIDE_STRIDE : p.g_stride;
+    const int nb = (SLIDE ? GWD_SLIDE_PIX : p.pix) / 4;
+
+    /* This thread: tap row kh, input channels ci_l + 4*i, output channels co_l + 8*j (local
+     * to the tile): per LDS.128 a warp reads 4 (x) or 8 (grad_y) consecutive rows, whose
+     * odd-multiple-of-4 strides put them in distinct banks. */
+    const int kh = warp / p.wci;
+    const int ci_l = (warp % p.wci) * GWD_CI_WARP + (lane & 3);
+    const int co_l = lane >> 2;
+
+    /* The slice's sums live in shared memory (entry e of thread t at e*blockDim.x + t: no bank
+     * conflicts): in registers they took 190-208 registers per thread for KWT = 3, one CTA
+     * (6 warps) per SM; flushing 48 sums per 64-pixel chunk costs 144 of ~3500 instructions. */
+    float *outer = smem + 2 * buf_floats;
+    for (int e = 0; e < GWD_RCI * GWD_RCO * KWT; e++) outer[e * blockDim.x + threadIdx.x] = 0.0f;
+    float inner[GWD_RCI][GWD_RCO][KWT];
+
+    if (nchunks > 0) stage_chunk<T>(p, smem, r_begin, 0, g, ci0, co0, kw0);
+    for (int c = 0; c < nchunks; c++) {
+        float *buf = smem + (c & 1) * buf_floats;
+        cp_async_wait_all();
+        __syncthreads();
+        if (p.tf32) {
+            for (int i = threadIdx.x; i < buf_floats; i += blockDim.x) buf[i] = round_tf32(buf[i]);
+            __syncthreads();
+        }
+        if (c + 1 < nchunks) {
+            const int cn = c + 1;
+            stage_chunk<T>(p, smem + (cn & 1) * buf_floats, r_begin + cn / p.nseg,
+                           (cn % p.nseg) * p.pix, g, ci0, co0, kw0);
+        }
+
+        const float *xs = buf + ci_l * x_stride;
+        const float *gs = buf + ci_tile * x_stride + ((kh * p.q) * GWD_CO_TILE + co_l) * g_stride;
+#pragma unroll
+        for (int i = 0; i < GWD_RCI; i++)
+#pragma unroll
+            for (int j = 0; j < GWD_RCO; j++)
+#pragma unroll
+                for (int k = 0; k < KWT; k++) inner[i][j][k] = 0.0f;
+
+        if (SLIDE) {
+            /* w[j][0..3] = positions 4b..4b+3 (kept from the last step), w[j][4..7] = 4b+4..
+             * 4b+7 (loaded): pixel 4b+jj's tap kw0+kk is w[j][jj + kk], KWT <= 4. */
+            float w[GWD_RCO][8];
+#pragma unroll
+            for (int j = 0; j < GWD_RCO; j++)
+                f4_to(*(float(*)[4])&w[j][0], *(const float4 *)(gs + 8 * j * g_stride));
+#pragma unroll 2
+            for (int b = 0; b < nb; b++) {
+                float xv[GWD_RCI][4];
+#pragma unroll
+                for (int i = 0; i < GWD_RCI; i++)
+                    f4_to(xv[i], *(const float4 *)(xs + 4 * i * x_stride + 4 * b));
+#pragma unroll
+                for (int j = 0; j < GWD_RCO; j++)
+                    f4_to(*(float(*)[4])&w[j][4],
+                          *(const float4 *)(gs + 8 * j * g_stride + 4 * b + 4));
+#pragma unroll
+                for (int jj = 0; jj < 4; jj++)
+#pragma unroll
+                    for (int k = 0; k < KWT; k++)
+#pragma unroll
+                        for (int i = 0; i < GWD_RCI; i++)
+#pragma unroll
+                            for (int j = 0; j < GWD_RCO; j++)
+                                inner[i][j][k] = fmaf(xv[i][jj], w[j][jj + k], inner[i][j][k]);
+#pragma unroll
+                for (int j = 0; j < GWD_RCO; j++)
+#pragma unroll
+                    for (int e = 0; e < 4; e++) w[j][e] = w[j][e + 4];
+            }
+        } else {
+#pragma unroll 2
+            for (int b = 0; b < nb; b++) {
+                float xv[GWD_RCI][4];
+#pragma unroll
+                for (int i = 0; i < GWD_RCI; i++)
+                    f4_to(xv[i], *(const float4 *)(xs + 4 * i * x_stride + 4 * b));
+#pragma unroll
+                for (int k = 0; k < KWT; k++) {
+                    float gv[GWD_RCO][4];
+#pragma unroll
+                    for (int j = 0; j < GWD_RCO; j++)
+                        f4_to(gv[j], *(const float4 *)(gs + (k * GWD_CO_TILE + 8 * j) * g_stride
+                                                       + 4 * b));
+#pragma unroll
+                    for (int jj = 0; jj < 4; jj++)
+#pragma unroll
+                        for (int i = 0; i < GWD_RCI; i++)
+#pragma unroll
+                            for (int j = 0; j < GWD_RCO; j++)
+                                inner[i][j][k] = fmaf(xv[i][jj], gv[j][jj], inner[i][j][k]);
+                }
+            }
+        }
+#pragma unroll
+        for (int i = 0; i < GWD_RCI; i++)
+#pragma unroll
+            for (int j = 0; j < GWD_RCO; j++)
+#pragma unroll
+                for (int k = 0; k < KWT; k++)
+                    outer[((i * GWD_RCO + j) * KWT + k) * blockDim.x + threadIdx.x] += inner[i][j][k];
+    }
+
+    /* The slice's partial sums: every element of partial[slice] is written by exactly one
+     * thread of one CTA (tiles partition the weight). */
+    float *out = p.partial + (int64_t)blockIdx.y * p.weight_elems;
+#pragma unroll
+    for (int i = 0; i < GWD_RCI; i++) {
+        const int ci = ci0 + ci_l + 4 * i;
+        if (ci >= p.cig) continue;
+#pragma unroll
+        for (int j = 0; j < GWD_RCO; j++) {
+            const int co = co0 + co_l + 8 * j;
+            if (co >= p.cog) continue;
+            const int64_t base = (((int64_t)g * p.cig + ci) * p.cog + co) * p.kernel_h + kh;
+#pragma unroll
+            for (int k = 0; k < KWT; k++)
+                if (kw0 + k < p.kernel_w)
+                    out[base * p.kernel_w + kw0 + k] =
+                        outer[((i * GWD_RCO + j) * KWT + k) * blockDim.x + threadIdx.x];
+        }
+    }
+}
+
+/* grad_weight[i] = sum over slices s, in order, of partial[s][i], in double.
+ * partial is (slices, weight_elems), grad_weight is (C_in, Cog, kH, kW). */
+template <typename T>
+__global__ void grad_weight_direct_reduce(const float *partial, T *grad_weight, int slices,
+                                          int64_t weight_elems)
+{
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < weight_elems;
+         i += (int64_t)gridDim.x * blockDim.x) {
+        double s = 0.0;
+        for (int k = 0; k < slices; k++) s += (double)partial[k * weight_elems + i];
+        grad_weight[i] = from_acc<T>((acc_t<T>)s);
+    }
+}
+
+/* ---- host side: one plan, used by can_implement, workspace_size and launch ---- */
+
+typedef struct gwd_plan {
+    int kwt, slide;
+    int slices;
+    size_t smem_bytes;
+    gwd_params prm;        /* everything but the pointers */
+} gwd_plan;
+
+static int odd_quad_stride(int width) /* smallest odd multiple of 4 >= width */
+{
+    int q = (width + 3) / 4;
+    return 4 * (q % 2 == 0 ? q + 1 : q);
+}
+
+/* Fills *pl for the problem, or returns 0 when this variant cannot run it. */
+static int gwd_make_plan(const tconv_problem *p, const tconv_config *config, gwd_plan *pl)
+{
+    if (config->dtype != TCONV_FLOAT32 && config->dtype != TCONV_FLOAT16 &&
+        config->dtype != TCONV_BFLOAT16)
+        return 0;
+    /* one warp per tap row and up to 8 warps */
+    if (p->kernel_h > GWD_MAX_THREADS / 32) return 0;
+
+    gwd_params *q = &pl->prm;
+    const int64_t cig = p->c_in / p->groups, cog = p->c_out / p->groups;
+    const int kw_groups = (int)((p->kernel_w + 3) / 4);
+    pl->kwt = (int)((p->kernel_w + kw_groups - 1) / kw_groups); /* kW 5, 6, 7: 3+2, 3+3, 4+3 */
+    pl->slide = p->stride_w == p->dilation_w;
+
+    int wci = (int)(GWD_MAX_THREADS / 32 / p->kernel_h);
+    if (wci > 4) wci = 4;
+    if (wci > (cig + GWD_CI_WARP - 1) / GWD_CI_WARP) wci = (int)((cig + GWD_CI_WARP - 1) / GWD_CI_WARP);
+    const int64_t ci_tiles = (cig + GWD_CI_WARP * wci - 1) / (GWD_CI_WARP * wci);
+    const int64_t co_tiles = (cog + GWD_CO_TILE - 1) / GWD_CO_TILE;
+    const int64_t tiles = p->groups * ci_tiles * co_tiles * kw_groups;
+    if (tiles > INT32_MAX) return 0;
+
+    int dev = 0, smem_max = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(&smem_max, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess)
+        return 0;
+    /* narrow rows take the gathered layout with 16- or 32-pixel chunks */
+    pl->slide = pl->slide && p->w_in > 32;
+    for (;;) {
+        const int planes = pl->slide ? 1 : pl->kwt;
+        int pix = pl->slide ? GWD_SLIDE_PIX : (p->w_in <= 16 ? 16 : (p->w_in <= 32 ? 32 : 64));
+        for (;; pix /= 2) {
+            q->pix = pix;
+            q->g_width = pl->slide ? pix + 4 : pix; /* the window reads 4 positions past */
+            q->g_stride = pl->slide ? GWD_SLIDE_STRIDE : odd_quad_stride(q->g_width);
+            q->x_stride = pl->slide ? GWD_SLIDE_STRIDE : odd_quad_stride(pix);
+            const int64_t buf = (int64_t)GWD_CI_WARP * wci * q->x_stride
+                              + p->kernel_h * planes * GWD_CO_TILE * q->g_stride;
+            const int64_t sums = (int64_t)GWD_RCI * GWD_RCO * pl->kwt * 32 * wci * p->kernel_h;
+            pl->smem_bytes = (size_t)((2 * buf + sums) * sizeof(float));
+            if (pl->smem_bytes <= (size_t)smem_max || pl->slide || pix == 16) break;
+        }
+        if (pl->smem_bytes <= (size_t)smem_max) break;
+        if (!pl->slide) return 0;
+        pl->slide = 0; /* the sliding window's 64-pixel chunks do not fit: gathered layout */
+    }
+    q->q = pl->slide ? 1 : pl->kwt;
+
+    /* Slices: enough CTAs to fill the GPU, partials capped at GWD_MAX_WORKSPACE. */
+    const int64_t weight_elems = p->c_in * cog * p->kernel_h * p->kernel_w;
+    int64_t slices = (GWD_TARGET_CTAS + tiles - 1) / tiles;
+    const int64_t cap = GWD_MAX_WORKSPACE / (weight_elems * (int64_t)sizeof(float));
+    if (slices > cap) slices = cap;
+    if (slices < 1) slices = 1;
+    const int64_t rows = p->n * p->h_in;
+    int64_t rows_per_slice = rows > 0 ? (rows + slices - 1) / slices : 1;
+    const int64_t nseg = (p->w_in + q->pix - 1) / q->pix;
+    if (rows_per_slice * nseg > INT32_MAX) return 0; /* chunks of one CTA are counted in int */
+    pl->slices = rows > 0 ? (int)((rows + rows_per_slice - 1) / rows_per_slice) : 1;
+
+    q->x = q->grad_y = NULL;
+    q->partial = NULL;
+    q->c_in = (int)p->c_in; q->h_in = (int)p->h_in; q->w_in = (int)p->w_in;
+    q->c_out = (int)p->c_out; q->h_out = (int)p->h_out; q->w_out = (int)p->w_out;
+    q->kernel_h = (int)p->kernel_h; q->kernel_w = (int)p->kernel_w;
+    q->stride_h = (int)p->stride_h; q->stride_w = (int)p->stride_w;
+    q->padding_h = (int)p->padding_h; q->padding_w = (int)p->padding_w;
+    q->dilation_h = (int)p->dilation_h; q->dilation_w = (int)p->dilation_w;
+    q->cig = (int)cig; q->cog = (int)cog;
+    q->rows_total = rows;
+    q->rows_per_slice = (int)rows_per_slice;
+    q->nseg = (int)nseg;
+    q->ci_tiles = (int)ci_tiles; q->co_tiles = (int)co_tiles; q->kw_groups = kw_groups;
+    q->wci = wci;
+    q->tf32 = config->dtype == TCONV_FLOAT32 && config->precision == TCONV_PRECISION_TF32;
+    q->weight_elems = weight_elems;
+    return 1;
+}
+
+template <typename T, int KWT> static void (*gwd_kernel_kwt(int slide))(gwd_params)
+{
+    return slide ? grad_weight_direct_kernel<T, KWT, true> : grad_weight_direct_kernel<T, KWT, false>;
+}
+
+template <typename T> static void (*gwd_kernel(int kwt, int slide))(gwd_params)
+{
+    switch (kwt) {
+    case 1: return gwd_kernel_kwt<T, 1>(slide);
+    case 2: return gwd_kernel_kwt<T, 2>(slide);
+    case 3: return gwd_kernel_kwt<T, 3>(slide);
+    default: return gwd_kernel_kwt<T, 4>(slide);
+    }
+}
+
+struct gwd_launch_body {
+    const tconv_args *a;
+    const gwd_plan *pl;
+    template <typename T> cudaError_t operator()() const;
+};
+
+template <typename T> cudaError_t gwd_launch_body::operator()() const
+{
+    gwd_params prm = pl->prm;
+    prm.x = a->x;
+    prm.grad_y = a->grad_y;
+    prm.partial = (float *)a->workspace;
+    void (*kernel)(gwd_params) = gwd_kernel<T>(pl->kwt, pl->slide);
+    cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                           (int)pl->smem_bytes);
+    if (err != cudaSuccess) return err;
+    const dim3 grid((unsigned)((int64_t)a->p->groups * prm.ci_tiles * prm.co_tiles * prm.kw_groups),
+                    (unsigned)pl->slices);
+    const int threads = 32 * prm.wci * prm.kernel_h;
+    kernel<<<grid, threads, pl->smem_bytes, a->stream>>>(prm);
+    err = cudaGetLastError();
+    if (err != cudaSuccess) return err;
+    const int64_t blocks = (prm.weight_elems + 255) / 256;
+    grad_weight_direct_reduce<T><<<(unsigned)(blocks < 65536 ? blocks : 65536), 256, 0, a->stream>>>(
+        prm.partial, (T *)a->grad_weight, pl->slices, prm.weight_elems);
+    return cudaGetLastError();
+}
+
+/* float64 is rejected by can_implement. */
+template <> cudaError_t gwd_launch_body::operator()<double>() const { return cudaErrorInvalidValue; }
+
+static int gwd_can_implement(const tconv_problem *p, const tconv_config *config)
+{
+    gwd_plan pl;
+    return gwd_make_plan(p, config, &pl);
+}
+
+static size_t gwd_workspace_size(const tconv_problem *p, const tconv_config *config)
+{
+    gwd_plan pl;
+    if (!gwd_make_plan(p, config, &pl)) return 0;
+    return (size_t)pl.slices * (size_t)pl.prm.weight_elems * sizeof(float);
+}
+
+static cudaError_t gwd_launch(const tconv_args *args)
+{
+    gwd_plan pl;
+    if (!gwd_make_plan(args->p, args->config, &pl)) return cudaErrorInvalidValue;
+    gwd_launch_body body = {args, &pl};
+    return with_dtype(args->config->dtype, body);
+}
+
+/* const objects have internal linkage in C++: declared extern for the dispatcher's table. */
+extern const tconv_variant grad_weight_direct_32x32;
+const tconv_variant grad_weight_direct_32x32 = {
+    "grad_weight_direct_32x32", TCONV_PASS_GRAD_WEIGHT, gwd_can_implement, gwd_workspace_size,
+    gwd_launch,
+};
