@@ -6,6 +6,8 @@ backward, with a C reference on the CPU.
     tconv.ModelNew           the seed's model on tconv's operator
     tconv.ops                one call per pass, variants and the dispatcher's choice
 """
+import torch  # noqa: F401  (loads libtorch, which _C links against)
+
 from . import _C, ops
 from .functional import conv_transpose2d
 from .modules import ConvTranspose2d, ModelNew
