@@ -51,9 +51,10 @@ build/libtconv_cuda.a: $(patsubst src/%.c,build/cpu/%.o,$(C_SRC)) \
                        $(patsubst src/cuda/%.cu,build/cuda/%.o,$(CUDA_SRC))
 	ar rcs $@ $^
 
+CUDA_DIR = $(dir $(shell which $(NVCC)))..
 build/test_cuda: tests/c/test_cuda.c tests/c/check.h build/libtconv_cuda.a
-	$(CC) $(CFLAGS) $< build/libtconv_cuda.a -L$(dir $(shell which $(NVCC)))../lib64 \
-	  -lcudart -lstdc++ -lm -o $@
+	$(CC) $(CFLAGS) -I$(CUDA_DIR)/include $< build/libtconv_cuda.a -L$(CUDA_DIR)/lib64 \
+	  -Wl,-rpath,$(CUDA_DIR)/lib64 -lcudart -lstdc++ -lm -o $@
 
 cuda-check:
 	./scripts/cuda_check.sh
