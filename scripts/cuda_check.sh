@@ -68,10 +68,15 @@ failed=0
 compile() {
     local nvcc=$1; shift
     local version out
-    version=$("$nvcc" --version | sed -n 's/.*release \([0-9.]*\).*/\1/p')
-    out="$CACHE/obj-${version:-unknown}"
+    version=$("$nvcc" --version 2> /dev/null | sed -n 's/.*release \([0-9.]*\).*/\1/p') || true
+    if [ -z "$version" ]; then
+        echo "FAIL  $nvcc is not a working nvcc"
+        failed=1
+        return
+    fi
+    out="$CACHE/obj-$version"
     mkdir -p "$out"
-    echo "== $nvcc: CUDA ${version:-(no version)}"
+    echo "== $nvcc: CUDA $version"
     export -f compile_one
     if ! printf '%s\n' src/cuda/*.cu | xargs -P "$(nproc)" -I{} \
             bash -c 'compile_one "$@"' _ {} "$out" "$nvcc" "$@" "${FLAGS[@]}"; then
