@@ -30,13 +30,26 @@ void check_pair(const Pair &v, const char *name) {
     TORCH_CHECK(v.size() == 2, "tconv: ", name, " must have 2 values (h, w), got ", v.size());
 }
 
-// Fills the hyper-parameters of `p`; the tensor sizes are the caller's.
-tconv_problem make_problem(const Params &a) {
+struct Sizes {
+    int64_t n, c_in, h_in, w_in, c_out, kernel_h, kernel_w;
+};
+
+void check_status(tconv_status status, const char *what, const tconv_problem &p);
+
+// The checked problem (h_out, w_out set) of these sizes and hyper-parameters.
+tconv_problem make_problem(const Sizes &z, const Params &a, const char *what) {
     check_pair(a.stride, "stride");
     check_pair(a.padding, "padding");
     check_pair(a.output_padding, "output_padding");
     check_pair(a.dilation, "dilation");
     tconv_problem p = {};
+    p.n = z.n;
+    p.c_in = z.c_in;
+    p.h_in = z.h_in;
+    p.w_in = z.w_in;
+    p.c_out = z.c_out;
+    p.kernel_h = z.kernel_h;
+    p.kernel_w = z.kernel_w;
     p.stride_h = a.stride[0];
     p.stride_w = a.stride[1];
     p.padding_h = a.padding[0];
@@ -46,6 +59,7 @@ tconv_problem make_problem(const Params &a) {
     p.dilation_h = a.dilation[0];
     p.dilation_w = a.dilation[1];
     p.groups = a.groups;
+    check_status(tconv_problem_check(&p), what, p);
     return p;
 }
 
@@ -68,10 +82,6 @@ void check_status(tconv_status status, const char *what, const tconv_problem &p)
                 " [", describe(p), "]");
 }
 
-void check_problem(tconv_problem *p, const char *what) {
-    check_status(tconv_problem_check(p), what, *p);
-}
-
 void check_tensor(const at::Tensor &t, const char *name, const at::Tensor &x, const char *x_name) {
     TORCH_CHECK(t.dim() == 4, "tconv: ", name, " must be 4-D (NCHW), got ", t.dim(), "-D");
     TORCH_CHECK(t.is_contiguous(), "tconv: ", name, " must be contiguous");
@@ -86,9 +96,40 @@ void check_shape(const at::Tensor &t, const char *name, at::IntArrayRef expected
                 t.sizes());
 }
 
-void check_cpu_dtype(const at::Tensor &t) {
-    TORCH_CHECK(t.scalar_type() == at::kFloat || t.scalar_type() == at::kDouble,
-                "tconv: the CPU reference takes float32 or float64, got ", t.scalar_type());
+// ---- CPU calls: the C reference, picked by element type ----
+
+tconv_status cpu_forward(const tconv_problem *p, const float *x, const float *w, const float *b, float *y) {
+    return tconv_forward_cpu_f32(p, x, w, b, y);
+}
+tconv_status cpu_forward(const tconv_problem *p, const double *x, const double *w, const double *b,
+                         double *y) {
+    return tconv_forward_cpu_f64(p, x, w, b, y);
+}
+tconv_status cpu_grad_input(const tconv_problem *p, const float *gy, const float *w, float *gx) {
+    return tconv_grad_input_cpu_f32(p, gy, w, gx);
+}
+tconv_status cpu_grad_input(const tconv_problem *p, const double *gy, const double *w, double *gx) {
+    return tconv_grad_input_cpu_f64(p, gy, w, gx);
+}
+tconv_status cpu_grad_weight(const tconv_problem *p, const float *x, const float *gy, float *gw) {
+    return tconv_grad_weight_cpu_f32(p, x, gy, gw);
+}
+tconv_status cpu_grad_weight(const tconv_problem *p, const double *x, const double *gy, double *gw) {
+    return tconv_grad_weight_cpu_f64(p, x, gy, gw);
+}
+tconv_status cpu_grad_bias(const tconv_problem *p, const float *gy, float *gb) {
+    return tconv_grad_bias_cpu_f32(p, gy, gb);
+}
+tconv_status cpu_grad_bias(const tconv_problem *p, const double *gy, double *gb) {
+    return tconv_grad_bias_cpu_f64(p, gy, gb);
+}
+
+// Runs call(T{}) with T the element type of t (float or double) and checks its status.
+template <typename Call>
+void run_cpu(const at::Tensor &t, const char *what, const tconv_problem &p, Call call) {
+    TORCH_CHECK(t.scalar_type() == at::kFloat || t.scalar_type() == at::kDouble, "tconv ", what,
+                ": the CPU reference takes float32 or float64, got ", t.scalar_type());
+    check_status(t.scalar_type() == at::kFloat ? call(float{}) : call(double{}), what, p);
 }
 
 // ---- CUDA calls: config, device guard, stream, workspace ----
@@ -111,6 +152,9 @@ tconv_config make_config(at::ScalarType dtype, const std::string &precision,
 }
 
 struct CudaCall {
+    c10::OptionalDeviceGuard guard;
+    const tconv_problem &p;
+    const char *what;
     tconv_config config;
     at::Tensor workspace;
     CUstream_st *stream;
@@ -118,9 +162,10 @@ struct CudaCall {
     CudaCall(const tconv_problem &p, tconv_pass pass, const at::Tensor &t,
              const std::string &precision, const c10::optional<std::string> &algorithm,
              const char *what)
-        : config(make_config(t.scalar_type(), precision, algorithm)), stream(nullptr) {
+        : p(p), what(what), config(make_config(t.scalar_type(), precision, algorithm)), stream(nullptr) {
         TORCH_CHECK(t.is_cuda(), "tconv ", what, ": tensors must be on the CPU or a CUDA device, got ",
                     t.device());
+        guard.reset_device(t.device());
         TORCH_CHECK(!algorithm || !algorithm->empty(), "tconv ", what, ": algorithm must not be empty");
         size_t bytes = 0;
         check_status(tconv_cuda_workspace_size(&p, pass, &config, &bytes), what, p);
@@ -131,6 +176,7 @@ struct CudaCall {
     }
     void *ws() { return workspace.numel() ? workspace.data_ptr() : nullptr; }
     size_t ws_bytes() const { return (size_t)workspace.numel(); }
+    void check(tconv_status status) const { check_status(status, what, p); }
 };
 
 // ---- the four passes ----
@@ -143,15 +189,9 @@ at::Tensor forward(const at::Tensor &x, const at::Tensor &weight, const c10::opt
     TORCH_CHECK(groups >= 1, "tconv forward: groups must be positive, got ", groups);
     TORCH_CHECK(weight.size(0) == x.size(1), "tconv forward: x has ", x.size(1),
                 " channels but weight expects ", weight.size(0), " (weight is ", weight.sizes(), ")");
-    tconv_problem p = make_problem({stride, padding, output_padding, dilation, groups});
-    p.n = x.size(0);
-    p.c_in = x.size(1);
-    p.h_in = x.size(2);
-    p.w_in = x.size(3);
-    p.c_out = weight.size(1) * groups;
-    p.kernel_h = weight.size(2);
-    p.kernel_w = weight.size(3);
-    check_problem(&p, "forward");
+    const tconv_problem p = make_problem(
+        {x.size(0), x.size(1), x.size(2), x.size(3), weight.size(1) * groups, weight.size(2), weight.size(3)},
+        {stride, padding, output_padding, dilation, groups}, "forward");
     if (bias) {
         TORCH_CHECK(bias->dim() == 1 && bias->size(0) == p.c_out, "tconv forward: bias must have shape (",
                     p.c_out, "), got ", bias->sizes());
@@ -164,20 +204,16 @@ at::Tensor forward(const at::Tensor &x, const at::Tensor &weight, const c10::opt
     at::Tensor y = at::empty({p.n, p.c_out, p.h_out, p.w_out}, x.options());
     const void *b = bias ? bias->data_ptr() : nullptr;
     if (x.is_cpu()) {
-        check_cpu_dtype(x);
-        tconv_status s = x.scalar_type() == at::kFloat
-            ? tconv_forward_cpu_f32(&p, x.data_ptr<float>(), weight.data_ptr<float>(),
-                                    static_cast<const float *>(b), y.data_ptr<float>())
-            : tconv_forward_cpu_f64(&p, x.data_ptr<double>(), weight.data_ptr<double>(),
-                                    static_cast<const double *>(b), y.data_ptr<double>());
-        check_status(s, "forward", p);
+        run_cpu(x, "forward", p, [&](auto zero) {
+            using T = decltype(zero);
+            return cpu_forward(&p, x.data_ptr<T>(), weight.data_ptr<T>(), static_cast<const T *>(b),
+                               y.data_ptr<T>());
+        });
         return y;
     }
-    c10::DeviceGuard guard(x.device());
     CudaCall call(p, TCONV_PASS_FORWARD, x, precision, algorithm, "forward");
-    check_status(tconv_forward_cuda(&p, &call.config, x.data_ptr(), weight.data_ptr(), b, y.data_ptr(),
-                                    call.ws(), call.ws_bytes(), call.stream),
-                 "forward", p);
+    call.check(tconv_forward_cuda(&p, &call.config, x.data_ptr(), weight.data_ptr(), b, y.data_ptr(),
+                                  call.ws(), call.ws_bytes(), call.stream));
     return y;
 }
 
@@ -187,32 +223,21 @@ at::Tensor grad_input(const at::Tensor &grad_y, const at::Tensor &weight, Pair i
     check_tensor(grad_y, "grad_y", grad_y, "grad_y");
     check_tensor(weight, "weight", grad_y, "grad_y");
     check_pair(input_hw, "input_hw");
-    tconv_problem p = make_problem({stride, padding, output_padding, dilation, groups});
-    p.n = grad_y.size(0);
-    p.c_in = weight.size(0);
-    p.h_in = input_hw[0];
-    p.w_in = input_hw[1];
-    p.c_out = weight.size(1) * groups;
-    p.kernel_h = weight.size(2);
-    p.kernel_w = weight.size(3);
-    check_problem(&p, "grad_input");
+    const tconv_problem p = make_problem({grad_y.size(0), weight.size(0), input_hw[0], input_hw[1],
+                                          weight.size(1) * groups, weight.size(2), weight.size(3)},
+                                         {stride, padding, output_padding, dilation, groups}, "grad_input");
     check_shape(grad_y, "grad_y", {p.n, p.c_out, p.h_out, p.w_out});
     at::Tensor grad_x = at::empty({p.n, p.c_in, p.h_in, p.w_in}, grad_y.options());
     if (grad_y.is_cpu()) {
-        check_cpu_dtype(grad_y);
-        tconv_status s = grad_y.scalar_type() == at::kFloat
-            ? tconv_grad_input_cpu_f32(&p, grad_y.data_ptr<float>(), weight.data_ptr<float>(),
-                                       grad_x.data_ptr<float>())
-            : tconv_grad_input_cpu_f64(&p, grad_y.data_ptr<double>(), weight.data_ptr<double>(),
-                                       grad_x.data_ptr<double>());
-        check_status(s, "grad_input", p);
+        run_cpu(grad_y, "grad_input", p, [&](auto zero) {
+            using T = decltype(zero);
+            return cpu_grad_input(&p, grad_y.data_ptr<T>(), weight.data_ptr<T>(), grad_x.data_ptr<T>());
+        });
         return grad_x;
     }
-    c10::DeviceGuard guard(grad_y.device());
     CudaCall call(p, TCONV_PASS_GRAD_INPUT, grad_y, precision, algorithm, "grad_input");
-    check_status(tconv_grad_input_cuda(&p, &call.config, grad_y.data_ptr(), weight.data_ptr(),
-                                       grad_x.data_ptr(), call.ws(), call.ws_bytes(), call.stream),
-                 "grad_input", p);
+    call.check(tconv_grad_input_cuda(&p, &call.config, grad_y.data_ptr(), weight.data_ptr(),
+                                     grad_x.data_ptr(), call.ws(), call.ws_bytes(), call.stream));
     return grad_x;
 }
 
@@ -223,32 +248,21 @@ at::Tensor grad_weight(const at::Tensor &x, const at::Tensor &grad_y, Pair kerne
     check_tensor(grad_y, "grad_y", x, "x");
     check_pair(kernel_hw, "kernel_hw");
     TORCH_CHECK(groups >= 1, "tconv grad_weight: groups must be positive, got ", groups);
-    tconv_problem p = make_problem({stride, padding, output_padding, dilation, groups});
-    p.n = x.size(0);
-    p.c_in = x.size(1);
-    p.h_in = x.size(2);
-    p.w_in = x.size(3);
-    p.c_out = grad_y.size(1);
-    p.kernel_h = kernel_hw[0];
-    p.kernel_w = kernel_hw[1];
-    check_problem(&p, "grad_weight");
+    const tconv_problem p = make_problem(
+        {x.size(0), x.size(1), x.size(2), x.size(3), grad_y.size(1), kernel_hw[0], kernel_hw[1]},
+        {stride, padding, output_padding, dilation, groups}, "grad_weight");
     check_shape(grad_y, "grad_y", {p.n, p.c_out, p.h_out, p.w_out});
     at::Tensor grad_w = at::empty({p.c_in, p.c_out / groups, p.kernel_h, p.kernel_w}, x.options());
     if (x.is_cpu()) {
-        check_cpu_dtype(x);
-        tconv_status s = x.scalar_type() == at::kFloat
-            ? tconv_grad_weight_cpu_f32(&p, x.data_ptr<float>(), grad_y.data_ptr<float>(),
-                                        grad_w.data_ptr<float>())
-            : tconv_grad_weight_cpu_f64(&p, x.data_ptr<double>(), grad_y.data_ptr<double>(),
-                                        grad_w.data_ptr<double>());
-        check_status(s, "grad_weight", p);
+        run_cpu(x, "grad_weight", p, [&](auto zero) {
+            using T = decltype(zero);
+            return cpu_grad_weight(&p, x.data_ptr<T>(), grad_y.data_ptr<T>(), grad_w.data_ptr<T>());
+        });
         return grad_w;
     }
-    c10::DeviceGuard guard(x.device());
     CudaCall call(p, TCONV_PASS_GRAD_WEIGHT, x, precision, algorithm, "grad_weight");
-    check_status(tconv_grad_weight_cuda(&p, &call.config, x.data_ptr(), grad_y.data_ptr(),
-                                        grad_w.data_ptr(), call.ws(), call.ws_bytes(), call.stream),
-                 "grad_weight", p);
+    call.check(tconv_grad_weight_cuda(&p, &call.config, x.data_ptr(), grad_y.data_ptr(),
+                                      grad_w.data_ptr(), call.ws(), call.ws_bytes(), call.stream));
     return grad_w;
 }
 
@@ -256,27 +270,20 @@ at::Tensor grad_weight(const at::Tensor &x, const at::Tensor &grad_y, Pair kerne
 // output has grad_y's shape.
 at::Tensor grad_bias(const at::Tensor &grad_y, const c10::optional<std::string> &algorithm) {
     check_tensor(grad_y, "grad_y", grad_y, "grad_y");
-    tconv_problem p = make_problem({{1, 1}, {0, 0}, {0, 0}, {1, 1}, 1});
-    p.n = grad_y.size(0);
-    p.c_in = p.c_out = grad_y.size(1);
-    p.h_in = grad_y.size(2);
-    p.w_in = grad_y.size(3);
-    p.kernel_h = p.kernel_w = 1;
-    check_problem(&p, "grad_bias");
+    const tconv_problem p = make_problem(
+        {grad_y.size(0), grad_y.size(1), grad_y.size(2), grad_y.size(3), grad_y.size(1), 1, 1},
+        {{1, 1}, {0, 0}, {0, 0}, {1, 1}, 1}, "grad_bias");
     at::Tensor grad_b = at::empty({p.c_out}, grad_y.options());
     if (grad_y.is_cpu()) {
-        check_cpu_dtype(grad_y);
-        tconv_status s = grad_y.scalar_type() == at::kFloat
-            ? tconv_grad_bias_cpu_f32(&p, grad_y.data_ptr<float>(), grad_b.data_ptr<float>())
-            : tconv_grad_bias_cpu_f64(&p, grad_y.data_ptr<double>(), grad_b.data_ptr<double>());
-        check_status(s, "grad_bias", p);
+        run_cpu(grad_y, "grad_bias", p, [&](auto zero) {
+            using T = decltype(zero);
+            return cpu_grad_bias(&p, grad_y.data_ptr<T>(), grad_b.data_ptr<T>());
+        });
         return grad_b;
     }
-    c10::DeviceGuard guard(grad_y.device());
     CudaCall call(p, TCONV_PASS_GRAD_BIAS, grad_y, "fp32", algorithm, "grad_bias");
-    check_status(tconv_grad_bias_cuda(&p, &call.config, grad_y.data_ptr(), grad_b.data_ptr(), call.ws(),
-                                      call.ws_bytes(), call.stream),
-                 "grad_bias", p);
+    call.check(tconv_grad_bias_cuda(&p, &call.config, grad_y.data_ptr(), grad_b.data_ptr(), call.ws(),
+                                    call.ws_bytes(), call.stream));
     return grad_b;
 }
 
@@ -320,16 +327,11 @@ std::string algorithm(const std::string &pass_name, std::vector<int64_t> x_shape
     TORCH_CHECK(x_shape.size() == 4, "tconv algorithm: x_shape must have 4 values, got ", x_shape.size());
     TORCH_CHECK(weight_shape.size() == 4, "tconv algorithm: weight_shape must have 4 values, got ",
                 weight_shape.size());
-    tconv_problem p = make_problem({stride, padding, output_padding, dilation, groups});
-    p.n = x_shape[0];
-    p.c_in = x_shape[1];
-    p.h_in = x_shape[2];
-    p.w_in = x_shape[3];
-    p.c_out = weight_shape[1] * groups;
-    p.kernel_h = weight_shape[2];
-    p.kernel_w = weight_shape[3];
-    TORCH_CHECK(weight_shape[0] == p.c_in, "tconv algorithm: x_shape has ", p.c_in,
+    TORCH_CHECK(weight_shape[0] == x_shape[1], "tconv algorithm: x_shape has ", x_shape[1],
                 " channels but weight_shape expects ", weight_shape[0]);
+    const tconv_problem p = make_problem({x_shape[0], x_shape[1], x_shape[2], x_shape[3],
+                                          weight_shape[1] * groups, weight_shape[2], weight_shape[3]},
+                                         {stride, padding, output_padding, dilation, groups}, "algorithm");
     tconv_config config = make_config(dtype_from_name(dtype), precision, c10::nullopt);
     const char *name = nullptr;
     check_status(tconv_cuda_algorithm(&p, pass_from_name(pass_name), &config, &name), "algorithm", p);
