@@ -182,13 +182,16 @@ __global__ void reference_f64_kernel(problem p, const float *x, const float *gra
 /* Up to 3 tap columns, 2 CTAs per SM (128 registers: the seed's 6-warp CTAs otherwise took
  * 178-186 and ran one CTA per SM); KWT = 4 keeps 64 accumulators, so 1 CTA (255 registers). */
 #define GWD_MIN_CTAS(kwt) ((kwt) <= 3 ? 2 : 1)
-/* About 8 waves of 2 CTAs per SM on a 132-SM H100: the last wave's idle share stays small. */
-#define GWD_TARGET_CTAS 2048
+/* Slices per tile: 8 waves of the CTAs the GPU holds at once, rows split evenly, so every
+ * SM slot runs about the same number of rows (2048 CTAs of 16 rows left the seed's last of
+ * 7.76 waves a quarter idle). */
+#define GWD_WAVES 8
 /* The sliding window always stages 64-pixel chunks with rows of 68 floats (an odd multiple of
  * 4, 64 + 4 for the window), so its shared-memory offsets are compile-time: with runtime
  * strides ptxas spent 28 address instructions per 384 FFMA of the inner loop. */
 #define GWD_SLIDE_PIX 64
 #define GWD_SLIDE_STRIDE 68
+#define GWD_SLIDE_GROUPS ((GWD_SLIDE_PIX + 4) / 4) /* 4-float groups of a grad_y row */
 /* Workspace cap for the per-slice partial sums: 256 MiB. */
 #define GWD_MAX_WORKSPACE ((int64_t)256 << 20)
 
@@ -200,13 +203,13 @@ typedef struct gwd_params {
     int kernel_h, kernel_w, stride_h, stride_w, padding_h, padding_w, dilation_h, dilation_w;
     int cig, cog;
     int64_t rows_total;   /* N * H_in: the rows (n, ih) that K is made of */
-    int rows_per_slice;
-    int pix;              /* pixels per chunk, a multiple of 8 */
+    int slices;           /* slice s owns rows [s*rows_total/slices, (s+1)*rows_total/slices) */
+    int pix;              /* pixels per chunk: 16, 32 or 64 */
+    int group_shift;      /* pix / 4 == 1 << group_shift */
     int nseg;             /* chunks per row: ceil(W_in / pix) */
     int ci_tiles, co_tiles, kw_groups;
     int wci;              /* warps per tap row; the CTA's ci tile is 16 * wci */
-    int q;                /* grad_y planes per tap row: 1 (sliding window) or KWT (gathered) */
-    int x_stride, g_width, g_stride;   /* shared-memory row widths, in floats */
+    int x_stride, g_stride;            /* shared-memory row strides, in floats */
     int tf32;
     int64_t weight_elems;
 } gwd_params;
@@ -233,63 +236,121 @@ __device__ __forceinline__ void cp_async_vec(float *dst, const float *src, int v
 
 __device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_all;\n" ::); }
 
-/* dst[m] = row[c0 + m*step] for m < width, 0 where the column is outside [0, limit) or the
- * whole row is outside the tensor (row == NULL).  One warp per row, lanes along m.
- * cp.async, 16 or 8 bytes where the row is aligned and fully inside. */
-__device__ __forceinline__ void stage_row(float *dst, const float *row, int c0, int step, int limit,
-                                          int width, int lane)
+/* dst[e] = row[c + e*step] for e < 4, 0 where the column is outside [0, limit) or the
+ * whole row is outside the tensor (row == NULL); dst is 16-byte aligned; by
+ * cp.async, one 16-byte or two 8-byte copies where the source allows. */
+__device__ __forceinline__ void stage_group(float *dst, const float *row, int c, int step, int limit)
 {
     if (row == NULL) {
-        for (int m = lane; m < width; m += 32) dst[m] = 0.0f;
+        *(float4 *)dst = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
         return;
     }
-    if (step == 1 && c0 >= 0 && c0 + width <= limit) {
-        /* dst rows are 16-byte aligned and width % 4 == 0: the vector width follows the source. */
-        const int a = (int)(((uintptr_t)(row + c0) >> 2) & 3);
-        const int vw = a == 0 ? 4 : (a == 2 ? 2 : 1);
-        for (int m = lane * vw; m < width; m += 32 * vw) cp_async_vec(dst + m, row + c0 + m, vw);
-        return;
+    if (step == 1 && c >= 0 && c + 4 <= limit) {
+        const int a = (int)(((uintptr_t)(row + c) >> 2) & 3);
+        if (a == 0) {
+            cp_async_vec(dst, row + c, 4);
+            return;
+        }
+        if (a == 2) {
+            cp_async_vec(dst, row + c, 2);
+            cp_async_vec(dst + 2, row + c + 2, 2);
+            return;
+        }
     }
-    for (int m = lane; m < width; m += 32) {
-        const int c = c0 + m * step;
-        const bool ok = c >= 0 && c < limit;
-        cp_async_f32(dst + m, ok ? row + c : row, ok);
+#pragma unroll
+    for (int e = 0; e < 4; e++) {
+        const int ce = c + e * step;
+        const bool ok = ce >= 0 && ce < limit;
+        cp_async_f32(dst + e, ok ? row + ce : row, ok);
     }
 }
 
+/* Copy width (in floats) that keeps every row of a set aligned: 4 or 2 when the first row's
+ * source `first` and the row pitch `channel` allow it and the rows lie inside the tensor's
+ * columns, else 0. */
+__device__ __forceinline__ int aligned_width(const void *first, int64_t channel, bool inside)
+{
+    if (!inside) return 0;
+    const int a = (int)(((uintptr_t)first >> 2) & 3);
+    if (a == 0 && channel % 4 == 0) return 4;
+    if (a % 2 == 0 && channel % 2 == 0) return 2;
+    return 0;
+}
+
+/* Rows k = k0, k0 + kstep, ... < nrows: dst[k*dst_stride + m] = src[k*channel + m] for
+ * m < copies*vw by cp.async of vw floats, rows k >= kvalid zero.  One warp; every source
+ * row is inside the tensor and vw-aligned (aligned_width), so no per-element checks:
+ * about 10 instructions per row against ~60 per 4-float group of stage_group. */
+__device__ __forceinline__ void stage_rows_aligned(float *dst, int dst_stride, const float *src,
+                                                   int64_t channel, int nrows, int kvalid, int k0,
+                                                   int kstep, int copies, int vw, int lane)
+{
+    for (int k = k0; k < nrows; k += kstep)
+        for (int m = lane; m < copies; m += 32) {
+            float *d = dst + k * dst_stride + m * vw;
+            if (k < kvalid) cp_async_vec(d, src + k * channel + m * vw, vw);
+            else if (vw == 4) *(float4 *)d = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+            else *(float2 *)d = make_float2(0.0f, 0.0f);
+        }
+}
+
 /* Stages chunk (row r = n*H_in + ih, pixels [iw0, iw0 + pix)) into buf: the x rows first
- * (16*wci of them), then grad_y rows ordered (kh, plane, co). */
+ * (16*wci of them), then grad_y rows ordered (kh, plane, co); Q planes per tap row.  The
+ * wci warps of tap row kh stage that tap row's grad_y rows, whose sources differ only by
+ * the channel stride.  float rows that are aligned and inside take stage_rows_aligned (the
+ * seed's every x row and all but the last chunk's grad_y rows); the rest go by 4-float
+ * groups through stage_group. */
+template <bool SLIDE, int Q>
 __device__ void stage_chunk(const gwd_params &p, float *buf, int64_t r, int iw0, int g, int ci0,
                             int co0, int kw0)
 {
-    const float *x = (const float *)p.x;
-    const float *grad_y = (const float *)p.grad_y;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
     const int64_t n = r / p.h_in;
     const int ih = (int)(r - n * p.h_in);
     const int ci_tile = GWD_CI_WARP * p.wci;
-    const int nrows = ci_tile + p.kernel_h * p.q * GWD_CO_TILE;
-    for (int row = warp; row < nrows; row += nwarps) {
-        if (row < ci_tile) {
-            const int ci = ci0 + row;
-            const float *src = ci < p.cig
-                ? x + ((n * p.c_in + (int64_t)g * p.cig + ci) * p.h_in + ih) * p.w_in : NULL;
-            stage_row(buf + row * p.x_stride, src, iw0, 1, p.w_in, p.pix, lane);
-        } else {
-            const int k = row - ci_tile;
-            const int co = co0 + k % GWD_CO_TILE;
-            const int plane = (k / GWD_CO_TILE) % p.q;
-            const int kh = k / (GWD_CO_TILE * p.q);
-            const int oh = ih * p.stride_h - p.padding_h + kh * p.dilation_h;
-            const float *src = (co < p.cog && oh >= 0 && oh < p.h_out)
-                ? grad_y + ((n * p.c_out + (int64_t)g * p.cog + co) * p.h_out + oh) * p.w_out
-                : NULL;
-            /* position m of plane q holds column (iw0 + m)*stride_w - padding_w
-             * + (kw0 + q)*dilation_w; with the sliding window (q == 0, stride == dilation)
-             * position m is the tap kw0 + kk of pixel iw0 + m - kk. */
-            const int c0 = iw0 * p.stride_w - p.padding_w + (kw0 + plane) * p.dilation_w;
-            stage_row(buf + ci_tile * p.x_stride + k * p.g_stride, src, c0, p.stride_w,
-                         p.w_out, p.g_width, lane);
+    const int gx = p.group_shift, gx_mask = (1 << gx) - 1; /* pix / 4 == 1 << gx groups */
+
+    const int64_t x_channel = (int64_t)p.h_in * p.w_in;
+    const float *x_row0 = (const float *)p.x + ((n * p.c_in + (int64_t)g * p.cig + ci0) * p.h_in + ih) * p.w_in;
+    const int vx = aligned_width(x_row0 + iw0, x_channel, iw0 + p.pix <= p.w_in);
+    if (vx) {
+        stage_rows_aligned(buf, p.x_stride, x_row0 + iw0, x_channel, ci_tile,
+                           p.cig - ci0, warp, nwarps, p.pix / vx, vx, lane);
+    } else {
+        for (int e = threadIdx.x; e < (ci_tile << gx); e += blockDim.x) {
+            const int row = e >> gx, grp = e & gx_mask;
+            const float *src = ci0 + row < p.cig ? x_row0 + row * x_channel : NULL;
+            stage_group(buf + row * p.x_stride + 4 * grp, src, iw0 + 4 * grp, 1, p.w_in);
+        }
+    }
+
+    const int kh = warp / p.wci, wc = warp % p.wci;
+    const int oh = ih * p.stride_h - p.padding_h + kh * p.dilation_h;
+    const bool oh_ok = oh >= 0 && oh < p.h_out;
+    const int64_t g_channel = (int64_t)p.h_out * p.w_out;
+    const float *g_row0 = (const float *)p.grad_y
+                    + ((n * p.c_out + (int64_t)g * p.cog + co0) * p.h_out + (oh_ok ? oh : 0)) * p.w_out;
+    const int groups = SLIDE ? GWD_SLIDE_GROUPS : 1 << gx;
+#pragma unroll
+    for (int plane = 0; plane < Q; plane++) {
+        float *g_dst = buf + ci_tile * p.x_stride + (kh * Q + plane) * GWD_CO_TILE * p.g_stride;
+        /* position m of plane q holds column (iw0 + m)*stride_w - padding_w
+         * + (kw0 + q)*dilation_w; with the sliding window (q == 0, stride == dilation)
+         * position m is the tap kw0 + kk of pixel iw0 + m - kk. */
+        const int c0 = iw0 * p.stride_w - p.padding_w + (kw0 + plane) * p.dilation_w;
+        const bool inside = p.stride_w == 1 && c0 >= 0 && c0 + 4 * groups <= p.w_out;
+        const int vg = !oh_ok ? 4 : (inside ? aligned_width(g_row0 + c0, g_channel, true) : 0);
+        if (vg) {
+            stage_rows_aligned(g_dst, p.g_stride, g_row0 + c0, g_channel, GWD_CO_TILE,
+                               oh_ok ? p.cog - co0 : 0, wc, p.wci, 4 * groups / vg, vg, lane);
+            continue;
+        }
+        for (int e = wc * 32 + lane; e < GWD_CO_TILE * groups; e += 32 * p.wci) {
+            const int co = SLIDE ? e / GWD_SLIDE_GROUPS : e >> gx;
+            const int grp = SLIDE ? e - co * GWD_SLIDE_GROUPS : e & gx_mask;
+            const float *src = (oh_ok && co0 + co < p.cog) ? g_row0 + co * g_channel : NULL;
+            stage_group(g_dst + co * p.g_stride + 4 * grp, src, c0 + 4 * grp * p.stride_w,
+                           p.stride_w, p.w_out);
         }
     }
 }
@@ -320,10 +381,11 @@ grad_weight_tiled_kernel(gwd_params p)
     const int ci_tile = GWD_CI_WARP * p.wci;
     const int ci0 = cit * ci_tile, co0 = cot * GWD_CO_TILE, kw0 = kwg * KWT;
 
-    const int64_t r_begin = (int64_t)blockIdx.y * p.rows_per_slice;
-    const int64_t r_end = min(r_begin + p.rows_per_slice, p.rows_total);
+    const int64_t r_begin = blockIdx.y * p.rows_total / p.slices;
+    const int64_t r_end = (blockIdx.y + 1) * p.rows_total / p.slices;
     const int nchunks = r_end > r_begin ? (int)(r_end - r_begin) * p.nseg : 0;
-    const int buf_floats = ci_tile * p.x_stride + p.kernel_h * p.q * GWD_CO_TILE * p.g_stride;
+    constexpr int Q = SLIDE ? 1 : KWT; /* grad_y planes per tap row */
+    const int buf_floats = ci_tile * p.x_stride + p.kernel_h * Q * GWD_CO_TILE * p.g_stride;
     const int x_stride = SLIDE ? GWD_SLIDE_STRIDE : p.x_stride;
     const int g_stride = SLIDE ? GWD_SLIDE_STRIDE : p.g_stride;
     const int nb = (SLIDE ? GWD_SLIDE_PIX : p.pix) / 4;
@@ -342,7 +404,7 @@ grad_weight_tiled_kernel(gwd_params p)
     for (int e = 0; e < GWD_RCI * GWD_RCO * KWT; e++) outer[e * blockDim.x + threadIdx.x] = 0.0f;
     float inner[GWD_RCI][GWD_RCO][KWT];
 
-    if (nchunks > 0) stage_chunk(p, smem, r_begin, 0, g, ci0, co0, kw0);
+    if (nchunks > 0) stage_chunk<SLIDE, Q>(p, smem, r_begin, 0, g, ci0, co0, kw0);
     for (int c = 0; c < nchunks; c++) {
         float *buf = smem + (c & 1) * buf_floats;
         cp_async_wait_all();
@@ -353,12 +415,12 @@ grad_weight_tiled_kernel(gwd_params p)
         }
         if (c + 1 < nchunks) {
             const int cn = c + 1;
-            stage_chunk(p, smem + (cn & 1) * buf_floats, r_begin + cn / p.nseg,
+            stage_chunk<SLIDE, Q>(p, smem + (cn & 1) * buf_floats, r_begin + cn / p.nseg,
                            (cn % p.nseg) * p.pix, g, ci0, co0, kw0);
         }
 
         const float *xs = buf + ci_l * x_stride;
-        const float *gs = buf + ci_tile * x_stride + ((kh * p.q) * GWD_CO_TILE + co_l) * g_stride;
+        const float *gs = buf + ci_tile * x_stride + ((kh * Q) * GWD_CO_TILE + co_l) * g_stride;
 #pragma unroll
         for (int i = 0; i < GWD_RCI; i++)
 #pragma unroll
@@ -506,6 +568,21 @@ static int odd_quad_stride(int width) /* smallest odd multiple of 4 >= width */
     return 4 * (q % 2 == 0 ? q + 1 : q);
 }
 
+template <int KWT> static void (*tiled_kernel_kwt(int slide))(gwd_params)
+{
+    return slide ? grad_weight_tiled_kernel<KWT, true> : grad_weight_tiled_kernel<KWT, false>;
+}
+
+static void (*tiled_kernel(int kwt, int slide))(gwd_params)
+{
+    switch (kwt) {
+    case 1: return tiled_kernel_kwt<1>(slide);
+    case 2: return tiled_kernel_kwt<2>(slide);
+    case 3: return tiled_kernel_kwt<3>(slide);
+    default: return tiled_kernel_kwt<4>(slide);
+    }
+}
+
 typedef struct tiled_plan {
     int kwt, slide, slices;
     size_t smem_bytes;
@@ -538,8 +615,8 @@ static int make_plan(const problem *p, int slide, bool tf32, tiled_plan *pl)
     int pix = slide ? GWD_SLIDE_PIX : (p->w_in <= 16 ? 16 : (p->w_in <= 32 ? 32 : 64));
     for (;; pix /= 2) {
         q->pix = pix;
-        q->g_width = slide ? pix + 4 : pix;   /* the window reads 4 positions past the chunk */
-        q->g_stride = slide ? GWD_SLIDE_STRIDE : odd_quad_stride(q->g_width);
+        /* the sliding window reads 4 positions past the chunk */
+        q->g_stride = slide ? GWD_SLIDE_STRIDE : odd_quad_stride(pix);
         q->x_stride = slide ? GWD_SLIDE_STRIDE : odd_quad_stride(pix);
         const int64_t buf = (int64_t)GWD_CI_WARP * wci * q->x_stride
                           + (int64_t)p->kernel_h * planes * GWD_CO_TILE * q->g_stride;
@@ -548,13 +625,20 @@ static int make_plan(const problem *p, int slide, bool tf32, tiled_plan *pl)
         if (pl->smem_bytes <= (size_t)smem_max) break;
         if (slide || pix == 16) return 0;
     }
+    /* GWD_WAVES waves of the CTAs the GPU holds at once, rows split evenly */
+    void (*kernel)(gwd_params) = tiled_kernel(pl->kwt, slide);
+    int sms = 0, per_sm = 0;
+    CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+    CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                    (int)pl->smem_bytes));
+    CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel,
+                                                             32 * wci * p->kernel_h, pl->smem_bytes));
     const int64_t weight_elems = w_elems(p);
-    int64_t slices = (GWD_TARGET_CTAS + tiles - 1) / tiles;
-    slices = std::min(slices, GWD_MAX_WORKSPACE / (weight_elems * (int64_t)sizeof(float)));
-    slices = std::max(slices, (int64_t)1);
     const int64_t rows = (int64_t)p->n * p->h_in;
-    const int64_t rows_per_slice = rows > 0 ? (rows + slices - 1) / slices : 1;
-    pl->slices = rows > 0 ? (int)((rows + rows_per_slice - 1) / rows_per_slice) : 1;
+    int64_t slices = ((int64_t)GWD_WAVES * sms * std::max(per_sm, 1) + tiles - 1) / tiles;
+    slices = std::min(slices, GWD_MAX_WORKSPACE / (weight_elems * (int64_t)sizeof(float)));
+    slices = std::max(std::min(slices, rows), (int64_t)1);
+    pl->slices = (int)slices;
 
     q->x = q->grad_y = NULL;
     q->partial = NULL;
@@ -566,11 +650,11 @@ static int make_plan(const problem *p, int slide, bool tf32, tiled_plan *pl)
     q->dilation_h = p->dilation_h; q->dilation_w = p->dilation_w;
     q->cig = cig; q->cog = cog;
     q->rows_total = rows;
-    q->rows_per_slice = (int)rows_per_slice;
+    q->slices = (int)slices;
     q->nseg = (p->w_in + pix - 1) / pix;
+    q->group_shift = pix == 16 ? 2 : (pix == 32 ? 3 : 4);
     q->ci_tiles = ci_tiles; q->co_tiles = co_tiles; q->kw_groups = kw_groups;
     q->wci = wci;
-    q->q = planes;
     q->tf32 = tf32;
     q->weight_elems = weight_elems;
     return 1;
@@ -581,21 +665,6 @@ static size_t workspace_bytes(const problem *p, int version, bool tf32)
     tiled_plan pl;
     if (version < 2 || !make_plan(p, version == 3, tf32, &pl)) return 0;
     return (size_t)pl.slices * pl.prm.weight_elems * sizeof(float);
-}
-
-template <int KWT> static void (*tiled_kernel_kwt(int slide))(gwd_params)
-{
-    return slide ? grad_weight_tiled_kernel<KWT, true> : grad_weight_tiled_kernel<KWT, false>;
-}
-
-static void (*tiled_kernel(int kwt, int slide))(gwd_params)
-{
-    switch (kwt) {
-    case 1: return tiled_kernel_kwt<1>(slide);
-    case 2: return tiled_kernel_kwt<2>(slide);
-    case 3: return tiled_kernel_kwt<3>(slide);
-    default: return tiled_kernel_kwt<4>(slide);
-    }
 }
 
 /* x is (N, C_in, H_in, W_in), grad_y is (N, C_out, H_out, W_out), grad_weight is
@@ -618,9 +687,7 @@ static int grad_weight(int version, const problem *p, const float *x, const floa
         prm.x = x;
         prm.grad_y = grad_y;
         prm.partial = workspace;
-        void (*kernel)(gwd_params) = tiled_kernel(pl.kwt, pl.slide);
-        CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                        (int)pl.smem_bytes));
+        void (*kernel)(gwd_params) = tiled_kernel(pl.kwt, pl.slide); /* make_plan set its smem */
         const dim3 grid((unsigned)((int64_t)p->groups * prm.ci_tiles * prm.co_tiles * prm.kw_groups),
                         (unsigned)pl.slices);
         kernel<<<grid, 32 * prm.wci * prm.kernel_h, pl.smem_bytes>>>(prm);
