@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# gpu_test.sh - everything that needs a GPU, in one go (`make gpu-test`): builds the PyTorch
+# extension and build/test_cuda with CUDA, runs the C GPU test, compute-sanitizer's memcheck
+# and racecheck on its small configurations, pytest (CPU and GPU tests) and the quick
+# benchmark.  Each step writes its own log under $OUT (when set) or build/gpu-logs; the last
+# lines printed are a table of the steps (PASS/FAIL, seconds, card).  Exits non-zero if any
+# step failed.
+#
+#   PYTHON       interpreter with torch (default python3)
+#   OUT          where the logs go (default build/gpu-logs)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+LOGS=${OUT:-build/gpu-logs}
+mkdir -p "$LOGS"
+rm -f "$LOGS"/*.status
+CARD=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -n 1)
+CARD=${CARD:-no GPU found}
+# build for this card only (faster); TCONV_CUDA_ARCHS overrides
+ARCH=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -n 1 | tr -d .)
+export TCONV_CUDA_ARCHS=${TCONV_CUDA_ARCHS:-${ARCH:-80;90}}
+export MAX_JOBS=${MAX_JOBS:-$(nproc)}
+SANITIZER=$(command -v compute-sanitizer || echo "$(dirname "$(command -v "${NVCC:-nvcc}")")/compute-sanitizer")
+STEPS=()
+
+# step NAME LIMIT_SECONDS COMMAND...: runs COMMAND with its output in $LOGS/NAME.log and
+# records PASS/FAIL and the seconds it took in $LOGS/NAME.status
+step() {
+    local name=$1 limit=$2 start=$SECONDS result=PASS
+    shift 2
+    echo "[$(date +%T)] $name: $*"
+    timeout "$limit" "$@" > "$LOGS/$name.log" 2>&1 || result=FAIL
+    echo "$result $((SECONDS - start))" > "$LOGS/$name.status"
+    echo "[$(date +%T)] $name: $result"
+}
+
+{
+    nvidia-smi
+    nvcc --version
+    "$PYTHON" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
+} > "$LOGS/machine.log" 2>&1
+
+# the two builds compile the same kernels independently: run them side by side
+STEPS+=(build-extension build-test_cuda)
+step build-extension 420 env TCONV_CUDA=1 "$PYTHON" setup.py build_ext --inplace &
+step build-test_cuda 420 make -j "$MAX_JOBS" build/test_cuda &
+wait
+
+STEPS+=(test_cuda memcheck racecheck)
+step test_cuda 240 ./build/test_cuda
+step memcheck 180 "$SANITIZER" --tool memcheck --error-exitcode 1 ./build/test_cuda --small
+step racecheck 180 "$SANITIZER" --tool racecheck --error-exitcode 1 ./build/test_cuda --small
+
+STEPS+=(pytest)
+if "$PYTHON" -c "import pytest" 2> /dev/null; then
+    step pytest 300 "$PYTHON" -m pytest -q -rs tests/python
+else
+    echo "pytest is not installed for $PYTHON" > "$LOGS/pytest.log"
+    echo "FAIL 0" > "$LOGS/pytest.status"
+fi
+
+if [ -f python/tconv/bench.py ]; then
+    STEPS+=(bench)
+    step bench 240 env PYTHONPATH=python "$PYTHON" -m tconv.bench --quick --out "$LOGS/bench"
+fi
+
+failed=0
+for name in "${STEPS[@]}"; do
+    read -r result _ < "$LOGS/$name.status"
+    if [ "$result" != PASS ]; then
+        failed=1
+        echo
+        echo "==== $name failed; the end of $LOGS/$name.log:"
+        tail -n 25 "$LOGS/$name.log"
+    fi
+done
+
+{
+    echo
+    printf '%-16s %-6s %8s  %s\n' step result seconds card
+    for name in "${STEPS[@]}"; do
+        read -r result seconds < "$LOGS/$name.status"
+        printf '%-16s %-6s %8s  %s\n' "$name" "$result" "$seconds" "$CARD"
+    done
+    echo "logs: $LOGS"
+} | tee "$LOGS/summary.txt"
+exit "$failed"
