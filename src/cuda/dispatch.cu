@@ -174,20 +174,28 @@ static tconv_status run_pass(tconv_pass pass, tconv_args *args, size_t workspace
     return err == cudaSuccess ? TCONV_SUCCESS : cuda_failure(err);
 }
 
+/* The arguments every pass has; the entry points add their tensors. */
+static tconv_args call_args(const tconv_problem *p, const tconv_config *config, void *workspace,
+                            struct CUstream_st *stream)
+{
+    tconv_args args = {};
+    args.p = p;
+    args.config = config;
+    args.workspace = workspace;
+    args.stream = stream;
+    return args;
+}
+
 extern "C" tconv_status tconv_forward_cuda(const tconv_problem *p, const tconv_config *config,
                                            const void *x, const void *weight, const void *bias,
                                            void *y, void *workspace, size_t workspace_bytes,
                                            struct CUstream_st *stream)
 {
-    tconv_args args = {};
-    args.p = p;
-    args.config = config;
+    tconv_args args = call_args(p, config, workspace, stream);
     args.x = x;
     args.weight = weight;
     args.bias = bias;
     args.y = y;
-    args.workspace = workspace;
-    args.stream = stream;
     return run_pass(TCONV_PASS_FORWARD, &args, workspace_bytes);
 }
 
@@ -196,14 +204,10 @@ extern "C" tconv_status tconv_grad_input_cuda(const tconv_problem *p, const tcon
                                               void *workspace, size_t workspace_bytes,
                                               struct CUstream_st *stream)
 {
-    tconv_args args = {};
-    args.p = p;
-    args.config = config;
+    tconv_args args = call_args(p, config, workspace, stream);
     args.grad_y = grad_y;
     args.weight = weight;
     args.grad_x = grad_x;
-    args.workspace = workspace;
-    args.stream = stream;
     return run_pass(TCONV_PASS_GRAD_INPUT, &args, workspace_bytes);
 }
 
@@ -212,14 +216,10 @@ extern "C" tconv_status tconv_grad_weight_cuda(const tconv_problem *p, const tco
                                                void *workspace, size_t workspace_bytes,
                                                struct CUstream_st *stream)
 {
-    tconv_args args = {};
-    args.p = p;
-    args.config = config;
+    tconv_args args = call_args(p, config, workspace, stream);
     args.x = x;
     args.grad_y = grad_y;
     args.grad_weight = grad_weight;
-    args.workspace = workspace;
-    args.stream = stream;
     return run_pass(TCONV_PASS_GRAD_WEIGHT, &args, workspace_bytes);
 }
 
@@ -227,12 +227,8 @@ extern "C" tconv_status tconv_grad_bias_cuda(const tconv_problem *p, const tconv
                                              const void *grad_y, void *grad_bias, void *workspace,
                                              size_t workspace_bytes, struct CUstream_st *stream)
 {
-    tconv_args args = {};
-    args.p = p;
-    args.config = config;
+    tconv_args args = call_args(p, config, workspace, stream);
     args.grad_y = grad_y;
     args.grad_bias = grad_bias;
-    args.workspace = workspace;
-    args.stream = stream;
     return run_pass(TCONV_PASS_GRAD_BIAS, &args, workspace_bytes);
 }

@@ -4,7 +4,6 @@
  * for whatever the fast forward variants do not take.
  */
 #include "naive.cuh"
-#include "variant.h"
 
 /* x is (N, C_in, H_in, W_in), weight is (C_in, C_out/groups, kH, kW), bias is (C_out) or
  * NULL, y is (N, C_out, H_out, W_out). */
@@ -56,13 +55,8 @@ struct forward_naive_launch {
     }
 };
 
-static cudaError_t forward_naive_launch_args(const tconv_args *args)
-{
-    return with_dtype(args->config->dtype, forward_naive_launch{args});
-}
-
 extern const tconv_variant tconv_variant_forward_naive;
 const tconv_variant tconv_variant_forward_naive = {
     "forward_naive", TCONV_PASS_FORWARD, naive_can_implement, naive_workspace_size,
-    forward_naive_launch_args,
+    launch_by_dtype<forward_naive_launch>,
 };

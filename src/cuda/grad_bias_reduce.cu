@@ -10,7 +10,6 @@
  * grad_y is 2.16 GB of float32, about 0.7 ms at 3.1 TB/s).
  */
 #include "naive.cuh"
-#include "variant.h"
 
 enum {
     REDUCE_THREADS = 256,
@@ -115,13 +114,8 @@ struct grad_bias_reduce_launch {
     }
 };
 
-static cudaError_t grad_bias_reduce_launch_args(const tconv_args *args)
-{
-    return with_dtype(args->config->dtype, grad_bias_reduce_launch{args});
-}
-
 extern const tconv_variant tconv_variant_grad_bias_reduce;
 const tconv_variant tconv_variant_grad_bias_reduce = {
     "grad_bias_reduce", TCONV_PASS_GRAD_BIAS, naive_can_implement,
-    grad_bias_reduce_workspace_size, grad_bias_reduce_launch_args,
+    grad_bias_reduce_workspace_size, launch_by_dtype<grad_bias_reduce_launch>,
 };

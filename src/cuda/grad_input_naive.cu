@@ -4,7 +4,6 @@
  * path for whatever the fast grad-input variants do not take.
  */
 #include "naive.cuh"
-#include "variant.h"
 
 /* grad_y is (N, C_out, H_out, W_out), weight is (C_in, C_out/groups, kH, kW),
  * grad_x is (N, C_in, H_in, W_in). */
@@ -51,13 +50,8 @@ struct grad_input_naive_launch {
     }
 };
 
-static cudaError_t grad_input_naive_launch_args(const tconv_args *args)
-{
-    return with_dtype(args->config->dtype, grad_input_naive_launch{args});
-}
-
 extern const tconv_variant tconv_variant_grad_input_naive;
 const tconv_variant tconv_variant_grad_input_naive = {
     "grad_input_naive", TCONV_PASS_GRAD_INPUT, naive_can_implement, naive_workspace_size,
-    grad_input_naive_launch_args,
+    launch_by_dtype<grad_input_naive_launch>,
 };

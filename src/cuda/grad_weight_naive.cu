@@ -8,7 +8,6 @@
  * one thread owning each whole sum makes the result bitwise deterministic.
  */
 #include "naive.cuh"
-#include "variant.h"
 
 /* x is (N, C_in, H_in, W_in), grad_y is (N, C_out, H_out, W_out),
  * grad_weight is (C_in, C_out/groups, kH, kW). */
@@ -56,13 +55,8 @@ struct grad_weight_naive_launch {
     }
 };
 
-static cudaError_t grad_weight_naive_launch_args(const tconv_args *args)
-{
-    return with_dtype(args->config->dtype, grad_weight_naive_launch{args});
-}
-
 extern const tconv_variant tconv_variant_grad_weight_naive;
 const tconv_variant tconv_variant_grad_weight_naive = {
     "grad_weight_naive", TCONV_PASS_GRAD_WEIGHT, naive_can_implement, naive_workspace_size,
-    grad_weight_naive_launch_args,
+    launch_by_dtype<grad_weight_naive_launch>,
 };

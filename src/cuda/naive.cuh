@@ -7,6 +7,7 @@
 
 #include "common.cuh"
 #include "problem.h"
+#include "variant.h"
 
 /* A long sum in A: terms go into `inner`, which is flushed into `outer` every CHUNK terms,
  * so the rounding error grows like CHUNK + n / CHUNK instead of n.  The order of the
@@ -50,5 +51,11 @@ static inline bool naive_tf32(const tconv_config *config)
 /* can_implement and workspace_size of the naive variants: every valid problem, no workspace. */
 static inline int naive_can_implement(const tconv_problem *, const tconv_config *) { return 1; }
 static inline size_t naive_workspace_size(const tconv_problem *, const tconv_config *) { return 0; }
+
+/* The launch function of a variant whose launcher is the functor Launch{args} over dtypes. */
+template <typename Launch> static cudaError_t launch_by_dtype(const tconv_args *args)
+{
+    return with_dtype(args->config->dtype, Launch{args});
+}
 
 #endif /* TCONV_CUDA_NAIVE_CUH */
