@@ -15,13 +15,13 @@ deselects it.
 """
 import pytest
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
 import tconv
 from conftest import SEED
 from problems import AWKWARD, conv_args, make, pair, random_problems, tensors
 from tconv import ops
+from test_module import Model
 
 pytestmark = pytest.mark.cuda
 
@@ -212,21 +212,6 @@ def test_forward_over_2_31_elements(gen):
         error = (y.view(-1)[sample].double() - expected).abs().max().item()
         assert error <= 2.0**-11 * 1.0 + 1e-6, f"{label}: max |error| {error:.3g}"
         del y
-
-
-class Model(nn.Module):
-    """The seed's reference model (SPEC.md)."""
-
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
-                 output_padding=0, groups=1, bias=False):
-        super().__init__()
-        self.conv_transpose2d = nn.ConvTranspose2d(in_channels, out_channels, kernel_size,
-                                                   stride=stride, padding=padding,
-                                                   output_padding=output_padding, groups=groups,
-                                                   bias=bias)
-
-    def forward(self, x):
-        return self.conv_transpose2d(x)
 
 
 def test_seed_check():
