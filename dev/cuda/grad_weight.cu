@@ -21,7 +21,7 @@
  *            float4 per co and loads one new float4 per co per 4 pixels:
  *            8 LDS.128 per 192 FFMA (KWT = 3).  This is the library's grad_weight_direct_32x32.
  *
- * Compile and run (from the repository root):
+ * Compile and run (from the repository root, after mkdir -p build):
  *   nvcc -O3 -std=c++17 -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
  *        dev/cuda/grad_weight.cu -o build/lab_grad_weight
  *   ./build/lab_grad_weight              # every version: check on small problems, time on the seed

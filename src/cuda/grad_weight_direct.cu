@@ -459,9 +459,12 @@ static int gwd_make_plan(const tconv_problem *p, const tconv_config *config, gwd
         return 0;
     /* one warp per tap row and up to 8 warps */
     if (p->kernel_h > GWD_MAX_THREADS / 32) return 0;
-    /* grad_y rows and columns are computed in int, up to a chunk (68 pixels) past the input */
-    if ((p->h_in + 68) * p->stride_h + p->kernel_h * p->dilation_h + p->padding_h > INT32_MAX ||
-        (p->w_in + 68) * p->stride_w + p->kernel_w * p->dilation_w + p->padding_w > INT32_MAX)
+    /* grad_y rows and columns are computed in int, up to a chunk (68 pixels) past the input
+     * (checked in double: the int64 products could overflow for absurd strides) */
+    if ((double)(p->h_in + 68) * p->stride_h + (double)p->kernel_h * p->dilation_h
+            + (double)p->padding_h > INT32_MAX ||
+        (double)(p->w_in + 68) * p->stride_w + (double)p->kernel_w * p->dilation_w
+            + (double)p->padding_w > INT32_MAX)
         return 0;
 
     gwd_params *q = &pl->prm;
