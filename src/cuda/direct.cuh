@@ -73,10 +73,15 @@ typedef struct direct_params {
     int groups;
     int64_t w_red, w_out, w_group; /* weight strides of a reduction channel, destination channel, group */
     direct_axis ah, aw;
-    int phases_w;       /* stride_w for forward, 1 for grad-input */
+    int phases_h, phases_w; /* the strides for forward, 1 for grad-input */
     int tiles_h, tiles_w, co_tiles;
     int cc;             /* reduction channels per shared-memory stage */
     int stage;          /* elements of one stage */
+    int wchunk;         /* workspace elements of one chunk's prepared weights */
+    int nchunks;        /* chunks of cc reduction channels */
+    const void *prepared; /* the weights prepared by direct_prepare_weights (workspace) */
+    const struct direct_taps *taps; /* the tap tables of every phase (workspace) */
+    int table;          /* elements of the shared-memory stages, where the tile table starts */
     int tf32;           /* round both operands to nearest TF32 */
 } direct_params;
 
@@ -98,6 +103,13 @@ __host__ __device__ inline int direct_tap(const direct_axis *a, int mode, int r,
     return 1;
 }
 
+/* Destination indices of phase r along an axis. */
+__host__ __device__ inline int direct_count(const direct_axis *a, int mode, int r)
+{
+    if (mode != DIRECT_FORWARD) return a->dst_size;
+    return r < a->dst_size ? (a->dst_size - r + a->stride - 1) / a->stride : 0;
+}
+
 __host__ __device__ inline direct_axis_plan direct_plan_axis(const direct_axis *a, int mode, int r)
 {
     direct_axis_plan p = {0, 0, 0, 0u, 0};
@@ -109,10 +121,7 @@ __host__ __device__ inline direct_axis_plan direct_plan_axis(const direct_axis *
         p.res |= 1u << res;
         ++p.ntaps;
     }
-    if (mode == DIRECT_FORWARD)
-        p.count = r < a->dst_size ? (a->dst_size - r + a->stride - 1) / a->stride : 0;
-    else
-        p.count = a->dst_size;
+    p.count = direct_count(a, mode, r);
     return p;
 }
 
@@ -130,6 +139,13 @@ __host__ __device__ inline int direct_popc(unsigned v)
 }
 
 __host__ __device__ inline int direct_round4(int v) { return (v + 3) & ~3; }
+
+/* Where the prepared weights of (phase, group, channel tile, chunk) start in the workspace. */
+__host__ __device__ inline int64_t direct_weights_offset(const direct_params &P, int phase, int g, int cot, int chunk)
+{
+    return (((int64_t)g * P.co_tiles + cot) * P.phases_h * P.phases_w + phase) * P.nchunks * P.wchunk +
+           (int64_t)chunk * P.wchunk;
+}
 
 /* Odd row pitch: the 32 lanes of a warp (8 rows x 4 column groups of 8) then hit 32 banks. */
 __host__ __device__ inline int direct_pitch(int cols) { return cols | 1; }
@@ -152,6 +168,11 @@ template <typename A> __device__ __forceinline__ void cp_async(A *smem, const A 
         asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(s), "l"(gmem), "r"(valid ? 4 : 0));
     else
         asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;\n" ::"r"(s), "l"(gmem), "r"(valid ? 8 : 0));
+}
+__device__ __forceinline__ void cp_async16(void *smem, const void *gmem)
+{
+    const unsigned s = (unsigned)__cvta_generic_to_shared(smem);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(gmem));
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N> __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
@@ -237,56 +258,70 @@ template <int TCO, int MMA> __device__ __forceinline__ int direct_weight_slot(in
     return ((tap * (TCO / 16) + o / 16) * 32 + lane) * 4 + reg;
 }
 
-/* Issues the copies of reduction channels [c0, c0 + cc) into one stage; with ROUND set it
- * instead rounds that stage's elements to TF32 in place (after they arrived): the same
- * threads touch the same elements in both walks. */
-template <typename T, int MODE, int TCO, int NWARPS, bool ROUND, int MMA = 0>
-__device__ void direct_stage(const direct_params &P, const direct_taps &t, acc_t<T> *stage,
-                             int n, int g, int obase, int c0, int i0, int j0)
+/* The source offset (in one channel) of each element of a channel's halo tile, -1 where the
+ * tile reaches past the source (zero padding): computed once per CTA, so that the copies of
+ * every chunk are a table look-up and a cp.async. */
+template <int MODE, int NTHREADS>
+__device__ void direct_tile_table(const direct_params &P, const direct_taps &t, int i0, int j0, int *table)
 {
-    typedef acc_t<T> A;
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-    const int nplanes = t.nplanes;
     const int sh = MODE == DIRECT_FORWARD ? 1 : P.ah.stride;
     const int sw = MODE == DIRECT_FORWARD ? 1 : P.aw.stride;
-    const T *src = (const T *)P.src;
-    const int64_t src_plane = (int64_t)P.ah.src_size * P.aw.src_size;
-
-    /* source halo tile: a warp per row, lanes along the row */
-    for (int row = warp; row < P.cc * nplanes * t.rows; row += NWARPS) {
-        const int c = row / (nplanes * t.rows);
-        const int plane = row / t.rows % nplanes;
-        const int m = row % t.rows;
+    for (int e = threadIdx.x; e < t.nplanes * t.plane; e += NTHREADS) {
+        const int plane = e / t.plane, m = e % t.plane / t.pitch, col = e % t.pitch;
         const int y = sh * (i0 + t.qmin_h + m) + t.res_h[plane / t.nres_w];
-        const bool row_ok = c0 + c < P.cr && y >= 0 && y < P.ah.src_size;
-        const T *src_row = src + ((int64_t)n * P.groups * P.cr + (int64_t)g * P.cr + c0 + c) * src_plane +
-                           (int64_t)(row_ok ? y : 0) * P.aw.src_size;
-        A *s = stage + (int64_t)c * t.chan + plane * t.plane + m * t.pitch;
-        for (int col = lane; col < t.pitch; col += 32) {
-            if (ROUND) {
-                s[col] = operand(s[col], true);
-            } else {
-                const int x = sw * (j0 + t.qmin_w + col) + t.res_w[plane % t.nres_w];
-                const bool ok = row_ok && x >= 0 && x < P.aw.src_size;
-                stage_elem<T>(s + col, ok ? src_row + x : src, ok);
-            }
+        const int x = sw * (j0 + t.qmin_w + col) + t.res_w[plane % t.nres_w];
+        const bool ok = y >= 0 && y < P.ah.src_size && x >= 0 && x < P.aw.src_size;
+        table[e] = ok ? y * P.aw.src_size + x : -1;
+    }
+}
+
+/* Issues the copies of reduction channels [c0, c0 + cc) into one stage: the source halo
+ * tile through the CTA's table, and the chunk's weights, already in stage order (and
+ * TF32-rounded where asked) in the workspace, as 16-byte copies. */
+template <typename T, int NTHREADS, int TCO>
+__device__ __forceinline__ void direct_stage(const direct_params &P, const direct_taps &t, const int *table,
+                                             acc_t<T> *stage, const T *src_c0, int c0, const acc_t<T> *wchunk)
+{
+    typedef acc_t<T> A;
+    const int64_t src_plane = (int64_t)P.ah.src_size * P.aw.src_size;
+    for (int e = threadIdx.x; e < t.nplanes * t.plane; e += NTHREADS) {
+        const int go = table[e];
+        const T *g = src_c0 + go;
+        A *sm = stage + e;
+        /* channels past cr are zero-filled too: shared memory may hold NaN patterns */
+        for (int c = 0; c < P.cc; ++c, g += src_plane, sm += t.chan) {
+            const bool ok = go >= 0 && c0 + c < P.cr;
+            stage_elem<T>(sm, ok ? g : src_c0, ok);
         }
     }
-    /* weights: [c][tap][o], a warp per (c, tap), lanes along o */
-    A *sw_ = stage + direct_round4(P.cc * t.chan);
+    A *sw = stage + direct_round4(P.cc * t.chan);
+    constexpr int V = 16 / sizeof(A);
+    for (int e = threadIdx.x * V; e < P.cc * t.ntaps * TCO; e += NTHREADS * V) cp_async16(sw + e, wchunk + e);
+}
+
+/* The weights of one (group, channel tile, phase, chunk) as a stage holds them, written
+ * once per call into the workspace (see direct_weights_offset): converted to the
+ * arithmetic type and, in tf32 mode, rounded; and the tap table of each phase.
+ * Grid: (phases, chunks, groups * co_tiles). */
+template <typename T, int MODE, int TCO, int TH, int MMA>
+__global__ void direct_prepare_weights(const direct_params P, acc_t<T> *prepared, direct_taps *taps)
+{
+    __shared__ direct_taps t;
+    const int rh = blockIdx.x / P.phases_w, rw = blockIdx.x % P.phases_w;
+    const int g = blockIdx.z / P.co_tiles, obase = blockIdx.z % P.co_tiles * TCO;
+    const int c0 = blockIdx.y * P.cc;
+    if (threadIdx.x == 0) {
+        direct_build_taps<MODE, MMA>(P, rh, rw, TH, &t);
+        if (blockIdx.y == 0 && blockIdx.z == 0) taps[blockIdx.x] = t; /* for the CTAs of this phase */
+    }
+    __syncthreads();
     const T *weight = (const T *)P.weight + (int64_t)g * P.w_group;
-    for (int row = warp; row < P.cc * t.ntaps; row += NWARPS) {
-        const int c = row / t.ntaps, tap = row % t.ntaps;
-        for (int o = lane; o < TCO; o += 32) {
-            A *s = sw_ + direct_weight_slot<TCO, MMA>(c, tap, o, t.ntaps);
-            if (ROUND) {
-                *s = operand(*s, true);
-            } else {
-                const bool ok = c0 + c < P.cr && obase + o < P.co;
-                const T *w = weight + (int64_t)(c0 + c) * P.w_red + (int64_t)(obase + o) * P.w_out + t.tap_k[tap];
-                stage_elem<T>(s, ok ? w : weight, ok);
-            }
-        }
+    acc_t<T> *out = prepared + direct_weights_offset(P, blockIdx.x, g, obase / TCO, blockIdx.y);
+    for (int e = threadIdx.x; e < P.cc * t.ntaps * TCO; e += blockDim.x) {
+        const int o = e % TCO, tap = e / TCO % t.ntaps, c = e / (TCO * t.ntaps);
+        const bool ok = c0 + c < P.cr && obase + o < P.co;
+        const acc_t<T> v = ok ? to_acc(weight[(int64_t)(c0 + c) * P.w_red + (int64_t)(obase + o) * P.w_out + t.tap_k[tap]]) : 0;
+        out[direct_weight_slot<TCO, MMA>(c, tap, o, t.ntaps)] = P.tf32 ? operand(v, true) : v;
     }
 }
 
@@ -307,76 +342,102 @@ template <> __device__ __forceinline__ void load_weights<4, float>(float (&w)[4]
     w[0] = a.x; w[1] = a.y; w[2] = a.z; w[3] = a.w;
 }
 
-template <typename T, int MODE, int RCO, int WARPS_CO, int WARPS_PX>
-__global__ void __launch_bounds__(32 * WARPS_CO * WARPS_PX, WARPS_CO * WARPS_PX >= 8 ? 2 : 4)
-direct_kernel(const direct_params P)
+/* Where a CTA works: one phase, TH x TW destination pixels, one channel tile, one image. */
+struct direct_block {
+    int phase, rh, rw, i0, j0, count_h, count_w, g, cot, n;
+};
+
+/* Decodes blockIdx; returns false when the tile lies outside its (smaller) phase. */
+template <int MODE, int TH> __device__ __forceinline__ bool direct_block_init(const direct_params &P, direct_block &b)
+{
+    const int tiles = P.tiles_h * P.tiles_w;
+    b.phase = blockIdx.x / tiles;
+    const int tile = blockIdx.x % tiles;
+    b.rh = b.phase / P.phases_w;
+    b.rw = b.phase % P.phases_w;
+    b.i0 = tile / P.tiles_w * TH;
+    b.j0 = tile % P.tiles_w * DIRECT_TW;
+    b.count_h = direct_count(&P.ah, MODE, b.rh);
+    b.count_w = direct_count(&P.aw, MODE, b.rw);
+    b.g = blockIdx.y / P.co_tiles;
+    b.cot = blockIdx.y % P.co_tiles;
+    b.n = blockIdx.z;
+    return b.i0 < b.count_h && b.j0 < b.count_w;
+}
+
+/* The CTA's tap tables (from the workspace) and tile table (computed), in shared memory. */
+template <int MODE, int NTHREADS>
+__device__ __forceinline__ void direct_block_tables(const direct_params &P, const direct_block &b, direct_taps &t,
+                                                    int *table)
+{
+    const int *from = (const int *)(P.taps + b.phase);
+    for (int i = threadIdx.x; i < (int)(sizeof(direct_taps) / sizeof(int)); i += NTHREADS) ((int *)&t)[i] = from[i];
+    __syncthreads();
+    direct_tile_table<MODE, NTHREADS>(P, t, b.i0, b.j0, table);
+    __syncthreads();
+}
+
+/* The double-buffered walk over the reduction channels: while chunk k is multiplied by
+ * compute(source tile, weights), the copies of chunk k + 1 are in flight. */
+template <typename T, int NTHREADS, int TCO, typename Compute>
+__device__ __forceinline__ void direct_mainloop(const direct_params &P, const direct_taps &t, const direct_block &b,
+                                                acc_t<T> *smem, Compute &compute)
 {
     typedef acc_t<T> A;
-    constexpr int NWARPS = WARPS_CO * WARPS_PX, TCO = RCO * WARPS_CO, TH = 8 * WARPS_PX;
-    constexpr int RPX = DIRECT_RPX, WIN = DIRECT_RPX + DIRECT_MAX_GROUP - 1;
-    extern __shared__ __align__(16) unsigned char direct_smem[];
-    A *smem = (A *)direct_smem;
-    __shared__ direct_taps t;
-
-    const int tiles = P.tiles_h * P.tiles_w;
-    const int phase = blockIdx.x / tiles, tile = blockIdx.x % tiles;
-    const int rh = phase / P.phases_w, rw = phase % P.phases_w;
-    const int i0 = tile / P.tiles_w * TH, j0 = tile % P.tiles_w * DIRECT_TW;
-    const int count_h = direct_plan_axis(&P.ah, MODE, rh).count;
-    const int count_w = direct_plan_axis(&P.aw, MODE, rw).count;
-    if (i0 >= count_h || j0 >= count_w) return; /* the phase is smaller than the largest one */
-    const int g = blockIdx.y / P.co_tiles, obase = blockIdx.y % P.co_tiles * TCO;
-    const int n = blockIdx.z;
-
-    if (threadIdx.x == 0) direct_build_taps<MODE, 0>(P, rh, rw, TH, &t);
-    __syncthreads();
-
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-    const int wc = warp % WARPS_CO, wp = warp / WARPS_CO;
-    const int ty = wp * 8 + lane / 4, tx = lane % 4;
-    const int o0 = wc * RCO;
-
-    A acc[RCO][RPX];
-#pragma unroll
-    for (int o = 0; o < RCO; ++o)
-#pragma unroll
-        for (int j = 0; j < RPX; ++j) acc[o][j] = 0;
-
-    const int nchunks = t.ntaps ? (P.cr + P.cc - 1) / P.cc : 0;
+    const A *wts = (const A *)P.prepared + direct_weights_offset(P, b.phase, b.g, b.cot, 0);
+    const int *table = (const int *)(smem + P.table);
+    const int64_t src_plane = (int64_t)P.ah.src_size * P.aw.src_size;
+    const T *src = (const T *)P.src + ((int64_t)b.n * P.groups + b.g) * P.cr * src_plane;
+    const int nchunks = t.ntaps ? P.nchunks : 0;
+    const int wofs = direct_round4(P.cc * t.chan);
     if (nchunks) {
-        direct_stage<T, MODE, TCO, NWARPS, false>(P, t, smem, n, g, obase, 0, i0, j0);
+        direct_stage<T, NTHREADS, TCO>(P, t, table, smem, src, 0, wts);
         cp_async_commit();
     }
     for (int k = 0; k < nchunks; ++k) {
         A *cur = smem + (k & 1) * P.stage;
         if (k + 1 < nchunks) {
-            direct_stage<T, MODE, TCO, NWARPS, false>(P, t, smem + ((k + 1) & 1) * P.stage, n, g, obase,
-                                                     (k + 1) * P.cc, i0, j0);
+            const int c0 = (k + 1) * P.cc;
+            direct_stage<T, NTHREADS, TCO>(P, t, table, smem + ((k + 1) & 1) * P.stage, src + c0 * src_plane, c0,
+                                           wts + (int64_t)(k + 1) * P.wchunk);
             cp_async_commit();
             cp_async_wait<1>();
         } else {
             cp_async_wait<0>();
         }
-        if (P.tf32) direct_stage<T, MODE, TCO, NWARPS, true>(P, t, cur, n, g, obase, k * P.cc, i0, j0);
         __syncthreads();
+        compute(cur, cur + wofs);
+        __syncthreads(); /* the next iteration overwrites this stage */
+    }
+}
 
-        const A *wts = cur + direct_round4(P.cc * t.chan);
-        const int tbase = ty * t.pitch + tx * RPX;
-        for (int c = 0; c < P.cc; ++c) {
-            const A *src = cur + c * t.chan + tbase;
-            const A *wc_ = wts + (c * t.ntaps) * TCO + o0;
-            for (int gi = 0; gi < t.ngroups; ++gi) {
-                const A *p = src + t.group_off[gi];
-                const int nt = t.group_tap[gi] >> 16, t0 = t.group_tap[gi] & 0xffff;
+/* FMA tiles: each thread owns RCO channels x RPX consecutive pixels of one row. */
+template <typename A, int RCO, int TCO> struct direct_fma {
+    A acc[RCO][DIRECT_RPX];
+    const direct_taps *t;
+    int tbase, o0;
+    __device__ __forceinline__ void operator()(const A *src_stage, const A *w_stage)
+    {
+        constexpr int RPX = DIRECT_RPX, WIN = DIRECT_RPX + DIRECT_MAX_GROUP - 1;
+        for (int c = 0; c < cc; ++c) {
+            const A *src = src_stage + c * t->chan + tbase;
+            const A *wc = w_stage + (c * t->ntaps) * TCO + o0;
+            for (int gi = 0; gi < t->ngroups; ++gi) {
+                const A *p = src + t->group_off[gi];
+                const int nt = t->group_tap[gi] >> 16, t0 = t->group_tap[gi] & 0xffff;
                 A win[WIN];
 #pragma unroll
                 for (int j = 0; j < WIN; ++j)
                     if (j < RPX + nt - 1) win[j] = p[j];
+                if (tf32) {
+#pragma unroll
+                    for (int j = 0; j < WIN; ++j) win[j] = operand(win[j], true);
+                }
 #pragma unroll
                 for (int tap = 0; tap < DIRECT_MAX_GROUP; ++tap) {
                     if (tap < nt) {
                         A w[RCO];
-                        load_weights<RCO>(w, wc_ + (t0 + tap) * TCO);
+                        load_weights<RCO>(w, wc + (t0 + tap) * TCO);
 #pragma unroll
                         for (int o = 0; o < RCO; ++o)
 #pragma unroll
@@ -385,8 +446,39 @@ direct_kernel(const direct_params P)
                 }
             }
         }
-        __syncthreads(); /* the next iteration overwrites this stage */
     }
+    int cc;
+    bool tf32; /* round the source values (the prepared weights already are) */
+};
+
+template <typename T, int MODE, int RCO, int WARPS_CO, int WARPS_PX>
+__global__ void __launch_bounds__(32 * WARPS_CO * WARPS_PX, WARPS_CO * WARPS_PX >= 8 ? 2 : 4)
+direct_kernel(const direct_params P)
+{
+    typedef acc_t<T> A;
+    constexpr int NWARPS = WARPS_CO * WARPS_PX, TCO = RCO * WARPS_CO, TH = 8 * WARPS_PX;
+    constexpr int RPX = DIRECT_RPX;
+    extern __shared__ __align__(16) unsigned char direct_smem[];
+    A *smem = (A *)direct_smem;
+    __shared__ direct_taps t;
+    direct_block b;
+    if (!direct_block_init<MODE, TH>(P, b)) return;
+    direct_block_tables<MODE, NWARPS * 32>(P, b, t, (int *)(smem + P.table));
+
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const int wc = warp % WARPS_CO, wp = warp / WARPS_CO;
+    const int tx = lane % 4;
+    direct_fma<A, RCO, TCO> f;
+    f.t = &t;
+    f.cc = P.cc;
+    f.tf32 = P.tf32;
+    f.tbase = (wp * 8 + lane / 4) * t.pitch + tx * RPX;
+    f.o0 = wc * RCO;
+#pragma unroll
+    for (int o = 0; o < RCO; ++o)
+#pragma unroll
+        for (int j = 0; j < RPX; ++j) f.acc[o][j] = 0;
+    direct_mainloop<T, NWARPS * 32, TCO>(P, t, b, smem, f);
 
     /* epilogue: each warp transposes its 8 rows x 32 pixels per channel through shared
      * memory (row pitch 33 against bank conflicts), then writes whole rows */
@@ -396,20 +488,21 @@ direct_kernel(const direct_params P)
     const int64_t dst_plane = (int64_t)P.ah.dst_size * P.aw.dst_size;
     T *dst = (T *)P.dst;
     const T *bias = (const T *)P.bias;
-    const int j = j0 + lane;
+    const int j = b.j0 + lane, obase = b.cot * TCO;
 #pragma unroll
     for (int o = 0; o < RCO; ++o) {
 #pragma unroll
-        for (int jj = 0; jj < RPX; ++jj) stage[(lane / 4) * 33 + tx * RPX + jj] = acc[o][jj];
+        for (int jj = 0; jj < RPX; ++jj) stage[(lane / 4) * 33 + tx * RPX + jj] = f.acc[o][jj];
         __syncwarp();
-        const int ch = obase + o0 + o;
-        if (ch < P.co && j < count_w) {
-            const A b = bias ? to_acc(bias[(int64_t)g * P.co + ch]) : A(0);
-            T *dst_ch = dst + ((int64_t)n * P.groups * P.co + (int64_t)g * P.co + ch) * dst_plane +
-                        (int64_t)rw + (int64_t)ow_step * j;
+        const int ch = obase + f.o0 + o;
+        if (ch < P.co && j < b.count_w) {
+            const A bv = bias ? to_acc(bias[(int64_t)b.g * P.co + ch]) : A(0);
+            T *dst_ch = dst + ((int64_t)b.n * P.groups * P.co + (int64_t)b.g * P.co + ch) * dst_plane +
+                        (int64_t)b.rw + (int64_t)ow_step * j;
             for (int r = 0; r < 8; ++r) {
-                const int i = i0 + wp * 8 + r;
-                if (i < count_h) dst_ch[(int64_t)(rh + oh_step * i) * P.aw.dst_size] = from_acc<T>(stage[r * 33 + lane] + b);
+                const int i = b.i0 + wp * 8 + r;
+                if (i < b.count_h)
+                    dst_ch[(int64_t)(b.rh + oh_step * i) * P.aw.dst_size] = from_acc<T>(stage[r * 33 + lane] + bv);
             }
         }
         __syncwarp();
@@ -427,68 +520,24 @@ __device__ __forceinline__ void mma_tf32(float (&d)[4], const float4 &a, float b
                    "r"(__float_as_uint(a.w)), "r"(__float_as_uint(b0)), "r"(__float_as_uint(b1)));
 }
 
-/* The engine on TF32 tensor cores (float32 data, tf32 mode): the same phases, planes,
- * halo tiles and pipeline, with stages of exactly 8 reduction channels (the k of one mma).
- * Each of the 8 warps owns one row of 32 pixels and all 64 channels of the tile: per tap,
- * 4 fragment loads of weights and 8 of source values feed 16 mma.m16n8k8. */
-template <int MODE>
-__global__ void __launch_bounds__(256, 2) direct_mma_kernel(const direct_params P)
-{
-    constexpr int TCO = 64, TH = 8, MT = TCO / 16, NT = DIRECT_TW / 8;
-    extern __shared__ __align__(16) unsigned char direct_smem[];
-    float *smem = (float *)direct_smem;
-    __shared__ direct_taps t;
-
-    const int tiles = P.tiles_h * P.tiles_w;
-    const int phase = blockIdx.x / tiles, tile = blockIdx.x % tiles;
-    const int rh = phase / P.phases_w, rw = phase % P.phases_w;
-    const int i0 = tile / P.tiles_w * TH, j0 = tile % P.tiles_w * DIRECT_TW;
-    const int count_h = direct_plan_axis(&P.ah, MODE, rh).count;
-    const int count_w = direct_plan_axis(&P.aw, MODE, rw).count;
-    if (i0 >= count_h || j0 >= count_w) return;
-    const int g = blockIdx.y / P.co_tiles, obase = blockIdx.y % P.co_tiles * TCO;
-    const int n = blockIdx.z;
-
-    if (threadIdx.x == 0) direct_build_taps<MODE, 1>(P, rh, rw, TH, &t);
-    __syncthreads();
-
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-    const int lr = lane / 4, lc = lane % 4; /* fragment row and column of this lane */
+/* Tensor-core tiles: each of the 8 warps owns one row of 32 pixels and all 64 channels;
+ * per tap, 4 fragment loads of weights and 8 of source values feed 16 mma.m16n8k8. */
+struct direct_mma {
+    enum { MT = 4, NT = DIRECT_TW / 8 };
     float acc[MT][NT][4];
-#pragma unroll
-    for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-        for (int nt = 0; nt < NT; ++nt)
-#pragma unroll
-            for (int r = 0; r < 4; ++r) acc[mt][nt][r] = 0.f;
-
-    const int nchunks = t.ntaps ? (P.cr + 7) / 8 : 0;
-    if (nchunks) {
-        direct_stage<float, MODE, TCO, 8, false, 1>(P, t, smem, n, g, obase, 0, i0, j0);
-        cp_async_commit();
-    }
-    for (int k = 0; k < nchunks; ++k) {
-        float *cur = smem + (k & 1) * P.stage;
-        if (k + 1 < nchunks) {
-            direct_stage<float, MODE, TCO, 8, false, 1>(P, t, smem + ((k + 1) & 1) * P.stage, n, g, obase,
-                                                       (k + 1) * 8, i0, j0);
-            cp_async_commit();
-            cp_async_wait<1>();
-        } else {
-            cp_async_wait<0>();
-        }
-        direct_stage<float, MODE, TCO, 8, true, 1>(P, t, cur, n, g, obase, k * 8, i0, j0);
-        __syncthreads();
-
-        const float4 *wts = (const float4 *)(cur + direct_round4(8 * t.chan)) + lane;
-        const float *src = cur + lc * t.chan + warp * t.pitch + lr;
-        for (int tap = 0; tap < t.ntaps; ++tap) {
-            const float *b = src + t.tap_off[tap];
+    const direct_taps *t;
+    int lane, bofs;
+    __device__ __forceinline__ void operator()(const float *src_stage, const float *w_stage)
+    {
+        const float4 *wts = (const float4 *)w_stage + lane;
+        const float *src = src_stage + bofs;
+        for (int tap = 0; tap < t->ntaps; ++tap) {
+            const float *b = src + t->tap_off[tap];
             float b0[NT], b1[NT];
 #pragma unroll
             for (int nt = 0; nt < NT; ++nt) {
-                b0[nt] = b[nt * 8];
-                b1[nt] = b[4 * t.chan + nt * 8];
+                b0[nt] = round_tf32(b[nt * 8]);
+                b1[nt] = round_tf32(b[4 * t->chan + nt * 8]);
             }
 #pragma unroll
             for (int mt = 0; mt < MT; ++mt) {
@@ -497,32 +546,59 @@ __global__ void __launch_bounds__(256, 2) direct_mma_kernel(const direct_params 
                 for (int nt = 0; nt < NT; ++nt) mma_tf32(acc[mt][nt], a, b0[nt], b1[nt]);
             }
         }
-        __syncthreads();
     }
+};
+
+/* The engine on TF32 tensor cores (float32 data, tf32 mode): the same phases, planes,
+ * halo tiles and pipeline, with stages of exactly 8 reduction channels (the k of one mma). */
+template <int MODE>
+__global__ void __launch_bounds__(256, 2) direct_mma_kernel(const direct_params P)
+{
+    constexpr int TCO = 64, TH = 8;
+    extern __shared__ __align__(16) unsigned char direct_smem[];
+    float *smem = (float *)direct_smem;
+    __shared__ direct_taps t;
+    direct_block b;
+    if (!direct_block_init<MODE, TH>(P, b)) return;
+    direct_block_tables<MODE, 256>(P, b, t, (int *)(smem + P.table));
+
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const int lr = lane / 4, lc = lane % 4; /* fragment row and column of this lane */
+    direct_mma f;
+    f.t = &t;
+    f.lane = lane;
+    f.bofs = lc * t.chan + warp * t.pitch + lr;
+#pragma unroll
+    for (int mt = 0; mt < direct_mma::MT; ++mt)
+#pragma unroll
+        for (int nt = 0; nt < direct_mma::NT; ++nt)
+#pragma unroll
+            for (int r = 0; r < 4; ++r) f.acc[mt][nt][r] = 0.f;
+    direct_mainloop<float, 256, TCO>(P, t, b, smem, f);
 
     /* epilogue straight from the fragments: each store fills whole 32-byte sectors */
-    const int i = i0 + warp;
-    if (i >= count_h) return;
+    const int i = b.i0 + warp;
+    if (i >= b.count_h) return;
     const int oh_step = MODE == DIRECT_FORWARD ? P.ah.stride : 1;
     const int ow_step = MODE == DIRECT_FORWARD ? P.aw.stride : 1;
     const int64_t dst_plane = (int64_t)P.ah.dst_size * P.aw.dst_size;
     const float *bias = (const float *)P.bias;
-    float *dst = (float *)P.dst + ((int64_t)n * P.groups * P.co + (int64_t)g * P.co) * dst_plane +
-                 (int64_t)(rh + oh_step * i) * P.aw.dst_size + rw;
+    float *dst = (float *)P.dst + ((int64_t)b.n * P.groups * P.co + (int64_t)b.g * P.co) * dst_plane +
+                 (int64_t)(b.rh + oh_step * i) * P.aw.dst_size + b.rw;
 #pragma unroll
-    for (int mt = 0; mt < MT; ++mt)
+    for (int mt = 0; mt < direct_mma::MT; ++mt)
 #pragma unroll
         for (int half = 0; half < 2; ++half) {
-            const int ch = obase + mt * 16 + lr + 8 * half;
+            const int ch = b.cot * TCO + mt * 16 + lr + 8 * half;
             if (ch >= P.co) continue;
-            const float b = bias ? bias[(int64_t)g * P.co + ch] : 0.f;
+            const float bv = bias ? bias[(int64_t)b.g * P.co + ch] : 0.f;
             float *row = dst + (int64_t)ch * dst_plane;
 #pragma unroll
-            for (int nt = 0; nt < NT; ++nt)
+            for (int nt = 0; nt < direct_mma::NT; ++nt)
 #pragma unroll
                 for (int e = 0; e < 2; ++e) {
-                    const int j = j0 + nt * 8 + 2 * lc + e;
-                    if (j < count_w) row[(int64_t)ow_step * j] = acc[mt][nt][2 * half + e] + b;
+                    const int j = b.j0 + nt * 8 + 2 * lc + e;
+                    if (j < b.count_w) row[(int64_t)ow_step * j] = f.acc[mt][nt][2 * half + e] + bv;
                 }
         }
 }
@@ -540,8 +616,9 @@ typedef direct_tile<8, 8, 1, 1> direct_mma_tile;
 /* The geometry of one pass as the engine sees it. */
 typedef struct direct_shape {
     direct_params P;
-    int phases_h;
     size_t smem_bytes;
+    size_t taps_bytes;      /* the tap tables at the start of the workspace */
+    size_t workspace_bytes; /* then the prepared weights */
 } direct_shape;
 
 /* Fills s for tile Tile and arithmetic elements of `elem` bytes.  Returns 1 when the
@@ -566,12 +643,12 @@ static int direct_shape_make(direct_shape *s, int mode, const tconv_problem *p, 
     P->ah = ah;
     P->aw = aw;
     if (ah.stride > DIRECT_MAX_STRIDE || aw.stride > DIRECT_MAX_STRIDE) return 0;
-    s->phases_h = fwd ? ah.stride : 1;
+    P->phases_h = fwd ? ah.stride : 1;
     P->phases_w = fwd ? aw.stride : 1;
 
     /* the largest stage over all phases decides the shared memory */
     int chan = 0, wts = 0, max_count_h = 0, max_count_w = 0;
-    for (int rh = 0; rh < s->phases_h; ++rh) {
+    for (int rh = 0; rh < P->phases_h; ++rh) {
         const direct_axis_plan ph = direct_plan_axis(&ah, mode, rh);
         if (ph.count > max_count_h) max_count_h = ph.count;
         for (int rw = 0; rw < P->phases_w; ++rw) {
@@ -591,16 +668,23 @@ static int direct_shape_make(direct_shape *s, int mode, const tconv_problem *p, 
     P->cc = cc;
     P->stage = direct_round4(direct_round4(cc * chan) + cc * wts);
     if (2 * (size_t)P->stage * elem > DIRECT_STAGE_BYTES) return 0;
-    /* FMA tiles leave through a per-warp transpose of 8 x 33 elements */
-    const size_t epilogue = (size_t)Tile::nwarps * 8 * 33 * elem;
-    s->smem_bytes = 2 * (size_t)P->stage * elem;
-    if (!Tile::mma && s->smem_bytes < epilogue) s->smem_bytes = epilogue;
+    /* two stages (FMA tiles leave through a per-warp transpose of 8 x 33 elements in
+     * their place), then the tile table: one int per element of a channel's tile */
+    const int epilogue = Tile::mma ? 0 : Tile::nwarps * 8 * 33;
+    P->table = 2 * P->stage > epilogue ? 2 * P->stage : epilogue;
+    s->smem_bytes = (size_t)P->table * elem + (size_t)chan * sizeof(int);
 
     P->tiles_h = (max_count_h + Tile::th - 1) / Tile::th;
     P->tiles_w = (max_count_w + DIRECT_TW - 1) / DIRECT_TW;
     P->co_tiles = (int)((P->co + Tile::tco - 1) / Tile::tco);
-    const int64_t grid_x = (int64_t)s->phases_h * P->phases_w * P->tiles_h * P->tiles_w;
-    if (grid_x > INT32_MAX || (int64_t)P->groups * P->co_tiles > 65535 || p->n > 65535) return 0;
+    P->nchunks = (P->cr + cc - 1) / cc;
+    P->wchunk = cc * wts;
+    const int64_t grid_x = (int64_t)P->phases_h * P->phases_w * P->tiles_h * P->tiles_w;
+    if (grid_x > INT32_MAX || (int64_t)P->groups * P->co_tiles > 65535 || p->n > 65535 || P->nchunks > 65535)
+        return 0;
+    s->taps_bytes = ((size_t)P->phases_h * P->phases_w * sizeof(direct_taps) + 255) / 256 * 256;
+    s->workspace_bytes = s->taps_bytes +
+                         (size_t)P->groups * P->co_tiles * P->phases_h * P->phases_w * P->nchunks * P->wchunk * elem;
     return 1;
 }
 
@@ -628,15 +712,26 @@ template <int MODE, typename Tile> struct direct_launch {
         s.P.weight = a->weight;
         s.P.bias = fwd ? a->bias : NULL;
         s.P.dst = fwd ? a->y : a->grad_x;
+        s.P.taps = (const direct_taps *)a->workspace;
+        s.P.prepared = (const char *)a->workspace + s.taps_bytes;
         s.P.tf32 = a->config->dtype == TCONV_FLOAT32 && a->config->precision == TCONV_PRECISION_TF32;
+        const dim3 prep((unsigned)(s.P.phases_h * s.P.phases_w), (unsigned)s.P.nchunks,
+                        (unsigned)(s.P.groups * s.P.co_tiles));
+        direct_prepare_weights<T, MODE, Tile::tco, Tile::th, Tile::mma>
+            <<<prep, 256, 0, a->stream>>>(s.P, (acc_t<T> *)s.P.prepared, (direct_taps *)a->workspace);
         cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)s.smem_bytes);
         if (err != cudaSuccess) return err;
-        const dim3 grid((unsigned)(s.phases_h * s.P.phases_w * s.P.tiles_h * s.P.tiles_w),
+        const dim3 grid((unsigned)(s.P.phases_h * s.P.phases_w * s.P.tiles_h * s.P.tiles_w),
                         (unsigned)(s.P.groups * s.P.co_tiles), (unsigned)a->p->n);
         kernel<<<grid, 32 * Tile::nwarps, s.smem_bytes, a->stream>>>(s.P);
         return cudaGetLastError();
     }
 };
+
+static inline size_t direct_elem(const tconv_config *config)
+{
+    return config->dtype == TCONV_FLOAT64 ? sizeof(double) : sizeof(float);
+}
 
 /* can_implement of a variant: `min_co` keeps wide tiles away from few channels, where
  * most of their lanes would idle; wide FMA tiles hold too many float64 accumulators;
@@ -648,9 +743,15 @@ static int direct_can_implement(const tconv_problem *p, const tconv_config *conf
     if (co < min_co) return 0;
     if (Tile::mma && (config->dtype != TCONV_FLOAT32 || config->precision != TCONV_PRECISION_TF32)) return 0;
     if (config->dtype == TCONV_FLOAT64 && Tile::rco * DIRECT_RPX > 32) return 0;
-    const size_t elem = config->dtype == TCONV_FLOAT64 ? sizeof(double) : sizeof(float);
     direct_shape s;
-    return direct_shape_make<Tile>(&s, MODE, p, elem);
+    return direct_shape_make<Tile>(&s, MODE, p, direct_elem(config));
+}
+
+/* The prepared weights: every tap once per (group, channel tile, chunk), in stage order. */
+template <int MODE, typename Tile> static size_t direct_workspace(const tconv_problem *p, const tconv_config *config)
+{
+    direct_shape s;
+    return direct_shape_make<Tile>(&s, MODE, p, direct_elem(config)) ? s.workspace_bytes : 0;
 }
 
 template <int MODE, typename Tile> static cudaError_t direct_run(const tconv_args *a)
@@ -658,7 +759,5 @@ template <int MODE, typename Tile> static cudaError_t direct_run(const tconv_arg
     const direct_launch<MODE, Tile> body = {a};
     return with_dtype(a->config->dtype, body);
 }
-
-static inline size_t direct_no_workspace(const tconv_problem *, const tconv_config *) { return 0; }
 
 #endif /* TCONV_CUDA_DIRECT_CUH */

@@ -19,10 +19,10 @@ static int can_16x512(const tconv_problem *p, const tconv_config *c) { return di
 static int can_4x1024(const tconv_problem *p, const tconv_config *c) { return direct_can_implement<DIRECT_FORWARD, tile_4x1024>(p, c, 1); }
 
 const tconv_variant tconv_variant_forward_direct_tf32_64x256 = {"forward_direct_tf32_64x256", TCONV_PASS_FORWARD, can_tf32_64x256,
-                                                  direct_no_workspace, direct_run<DIRECT_FORWARD, direct_mma_tile>};
+                                                  direct_workspace<DIRECT_FORWARD, direct_mma_tile>, direct_run<DIRECT_FORWARD, direct_mma_tile>};
 const tconv_variant tconv_variant_forward_direct_64x256 = {"forward_direct_64x256", TCONV_PASS_FORWARD, can_64x256,
-                                             direct_no_workspace, direct_run<DIRECT_FORWARD, tile_64x256>};
+                                             direct_workspace<DIRECT_FORWARD, tile_64x256>, direct_run<DIRECT_FORWARD, tile_64x256>};
 const tconv_variant tconv_variant_forward_direct_16x512 = {"forward_direct_16x512", TCONV_PASS_FORWARD, can_16x512,
-                                             direct_no_workspace, direct_run<DIRECT_FORWARD, tile_16x512>};
+                                             direct_workspace<DIRECT_FORWARD, tile_16x512>, direct_run<DIRECT_FORWARD, tile_16x512>};
 const tconv_variant tconv_variant_forward_direct_4x1024 = {"forward_direct_4x1024", TCONV_PASS_FORWARD, can_4x1024,
-                                             direct_no_workspace, direct_run<DIRECT_FORWARD, tile_4x1024>};
+                                             direct_workspace<DIRECT_FORWARD, tile_4x1024>, direct_run<DIRECT_FORWARD, tile_4x1024>};

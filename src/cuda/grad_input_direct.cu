@@ -19,10 +19,10 @@ static int can_16x512(const tconv_problem *p, const tconv_config *c) { return di
 static int can_4x1024(const tconv_problem *p, const tconv_config *c) { return direct_can_implement<DIRECT_GRAD_INPUT, tile_4x1024>(p, c, 1); }
 
 const tconv_variant tconv_variant_grad_input_direct_tf32_64x256 = {"grad_input_direct_tf32_64x256", TCONV_PASS_GRAD_INPUT, can_tf32_64x256,
-                                                  direct_no_workspace, direct_run<DIRECT_GRAD_INPUT, direct_mma_tile>};
+                                                  direct_workspace<DIRECT_GRAD_INPUT, direct_mma_tile>, direct_run<DIRECT_GRAD_INPUT, direct_mma_tile>};
 const tconv_variant tconv_variant_grad_input_direct_64x256 = {"grad_input_direct_64x256", TCONV_PASS_GRAD_INPUT, can_64x256,
-                                             direct_no_workspace, direct_run<DIRECT_GRAD_INPUT, tile_64x256>};
+                                             direct_workspace<DIRECT_GRAD_INPUT, tile_64x256>, direct_run<DIRECT_GRAD_INPUT, tile_64x256>};
 const tconv_variant tconv_variant_grad_input_direct_16x512 = {"grad_input_direct_16x512", TCONV_PASS_GRAD_INPUT, can_16x512,
-                                             direct_no_workspace, direct_run<DIRECT_GRAD_INPUT, tile_16x512>};
+                                             direct_workspace<DIRECT_GRAD_INPUT, tile_16x512>, direct_run<DIRECT_GRAD_INPUT, tile_16x512>};
 const tconv_variant tconv_variant_grad_input_direct_4x1024 = {"grad_input_direct_4x1024", TCONV_PASS_GRAD_INPUT, can_4x1024,
-                                             direct_no_workspace, direct_run<DIRECT_GRAD_INPUT, tile_4x1024>};
+                                             direct_workspace<DIRECT_GRAD_INPUT, tile_4x1024>, direct_run<DIRECT_GRAD_INPUT, tile_4x1024>};

@@ -599,9 +599,7 @@ static cudaError_t gwd_launch(const tconv_args *args)
     return with_dtype(args->config->dtype, body);
 }
 
-/* const objects have internal linkage in C++: declared extern for the dispatcher's table. */
-extern const tconv_variant grad_weight_direct_32x32;
-const tconv_variant grad_weight_direct_32x32 = {
+const tconv_variant tconv_variant_grad_weight_direct_32x32 = {
     "grad_weight_direct_32x32", TCONV_PASS_GRAD_WEIGHT, gwd_can_implement, gwd_workspace_size,
     gwd_launch,
 };
