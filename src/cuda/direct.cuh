@@ -45,7 +45,9 @@
 #define DIRECT_MAX_STRIDE 32 /* residues of an axis are a 32-bit mask */
 #define DIRECT_RPX 8         /* consecutive pixels per thread */
 #define DIRECT_TW 32         /* tile width: 4 threads x 8 pixels */
-#define DIRECT_STAGE_BYTES (100 * 1024) /* both stages, so that 2 CTAs fit on an SM */
+#define DIRECT_MMA_EPI (64 * 36) /* per-warp epilogue tile of the MMA kernel */
+#define DIRECT_STAGES 3                 /* shared-memory stages of the channel pipeline */
+#define DIRECT_STAGE_BYTES (104 * 1024) /* all stages, so that 2 CTAs fit on an SM */
 
 enum { DIRECT_FORWARD = 0, DIRECT_GRAD_INPUT = 1 };
 
@@ -377,38 +379,42 @@ __device__ __forceinline__ void direct_block_tables(const direct_params &P, cons
     __syncthreads();
 }
 
-/* The double-buffered walk over the reduction channels: while chunk k is multiplied by
- * compute(source tile, weights), the copies of chunk k + 1 are in flight. */
+/* The walk over the reduction channels, DIRECT_STAGES deep: while chunk k is multiplied by
+ * compute(source tile, weights), the copies of the next DIRECT_STAGES - 1 chunks are in
+ * flight.  One barrier per chunk: after it, chunk k is visible to every thread and every
+ * thread is done with chunk k - 1, whose buffer the copies of chunk k + STAGES - 1 reuse.
+ * Returns with copies drained but without a final barrier. */
 template <typename T, int NTHREADS, int TCO, typename Compute>
 __device__ __forceinline__ void direct_mainloop(const direct_params &P, const direct_taps &t, const direct_block &b,
                                                 acc_t<T> *smem, Compute &compute)
 {
     typedef acc_t<T> A;
+    constexpr int S = DIRECT_STAGES;
     const A *wts = (const A *)P.prepared + direct_weights_offset(P, b.phase, b.g, b.cot, 0);
     const int *table = (const int *)(smem + P.table);
     const int64_t src_plane = (int64_t)P.ah.src_size * P.aw.src_size;
     const T *src = (const T *)P.src + ((int64_t)b.n * P.groups + b.g) * P.cr * src_plane;
     const int nchunks = t.ntaps ? P.nchunks : 0;
     const int wofs = direct_round4(P.cc * t.chan);
-    if (nchunks) {
-        direct_stage<T, NTHREADS, TCO>(P, t, table, smem, src, 0, wts);
+    /* every step commits one (maybe empty) group, so that wait<S - 2> means "chunk k landed" */
+    for (int k = 0; k < S - 1; ++k) {
+        if (k < nchunks)
+            direct_stage<T, NTHREADS, TCO>(P, t, table, smem + k * P.stage, src + k * P.cc * src_plane, k * P.cc,
+                                           wts + (int64_t)k * P.wchunk);
         cp_async_commit();
     }
     for (int k = 0; k < nchunks; ++k) {
-        A *cur = smem + (k & 1) * P.stage;
-        if (k + 1 < nchunks) {
-            const int c0 = (k + 1) * P.cc;
-            direct_stage<T, NTHREADS, TCO>(P, t, table, smem + ((k + 1) & 1) * P.stage, src + c0 * src_plane, c0,
-                                           wts + (int64_t)(k + 1) * P.wchunk);
-            cp_async_commit();
-            cp_async_wait<1>();
-        } else {
-            cp_async_wait<0>();
-        }
+        cp_async_wait<S - 2>();
         __syncthreads();
+        const int next = k + S - 1;
+        if (next < nchunks)
+            direct_stage<T, NTHREADS, TCO>(P, t, table, smem + next % S * P.stage, src + next * P.cc * src_plane,
+                                           next * P.cc, wts + (int64_t)next * P.wchunk);
+        cp_async_commit();
+        A *cur = smem + k % S * P.stage;
         compute(cur, cur + wofs);
-        __syncthreads(); /* the next iteration overwrites this stage */
     }
+    cp_async_wait<0>();
 }
 
 /* FMA tiles: each thread owns RCO channels x RPX consecutive pixels of one row. */
@@ -479,6 +485,7 @@ direct_kernel(const direct_params P)
 #pragma unroll
         for (int j = 0; j < RPX; ++j) f.acc[o][j] = 0;
     direct_mainloop<T, NWARPS * 32, TCO>(P, t, b, smem, f);
+    __syncthreads(); /* the epilogue reuses the stages */
 
     /* epilogue: each warp transposes its 8 rows x 32 pixels per channel through shared
      * memory (row pitch 33 against bank conflicts), then writes whole rows */
@@ -576,31 +583,32 @@ __global__ void __launch_bounds__(256, 2) direct_mma_kernel(const direct_params 
             for (int r = 0; r < 4; ++r) f.acc[mt][nt][r] = 0.f;
     direct_mainloop<float, 256, TCO>(P, t, b, smem, f);
 
-    /* epilogue straight from the fragments: each store fills whole 32-byte sectors */
-    const int i = b.i0 + warp;
-    if (i >= b.count_h) return;
+    __syncthreads(); /* the epilogue reuses the stages */
+
+    /* epilogue: the warp's 64 channels x 32 pixels go through shared memory, so that each
+     * store writes one channel's 32 consecutive pixels */
+    float *stage = smem + warp * DIRECT_MMA_EPI;
+#pragma unroll
+    for (int mt = 0; mt < direct_mma::MT; ++mt)
+#pragma unroll
+        for (int nt = 0; nt < direct_mma::NT; ++nt)
+#pragma unroll
+            for (int r = 0; r < 4; ++r)
+                stage[(mt * 16 + lr + 8 * (r / 2)) * 36 + nt * 8 + 2 * lc + r % 2] = f.acc[mt][nt][r];
+    __syncwarp();
+    const int i = b.i0 + warp, j = b.j0 + lane;
+    if (i >= b.count_h || j >= b.count_w) return;
     const int oh_step = MODE == DIRECT_FORWARD ? P.ah.stride : 1;
     const int ow_step = MODE == DIRECT_FORWARD ? P.aw.stride : 1;
     const int64_t dst_plane = (int64_t)P.ah.dst_size * P.aw.dst_size;
     const float *bias = (const float *)P.bias;
     float *dst = (float *)P.dst + ((int64_t)b.n * P.groups * P.co + (int64_t)b.g * P.co) * dst_plane +
-                 (int64_t)(b.rh + oh_step * i) * P.aw.dst_size + b.rw;
-#pragma unroll
-    for (int mt = 0; mt < direct_mma::MT; ++mt)
-#pragma unroll
-        for (int half = 0; half < 2; ++half) {
-            const int ch = b.cot * TCO + mt * 16 + lr + 8 * half;
-            if (ch >= P.co) continue;
-            const float bv = bias ? bias[(int64_t)b.g * P.co + ch] : 0.f;
-            float *row = dst + (int64_t)ch * dst_plane;
-#pragma unroll
-            for (int nt = 0; nt < direct_mma::NT; ++nt)
-#pragma unroll
-                for (int e = 0; e < 2; ++e) {
-                    const int j = b.j0 + nt * 8 + 2 * lc + e;
-                    if (j < b.count_w) row[(int64_t)ow_step * j] = f.acc[mt][nt][2 * half + e] + bv;
-                }
-        }
+                 (int64_t)(b.rh + oh_step * i) * P.aw.dst_size + b.rw + (int64_t)ow_step * j;
+    const int chans = min(TCO, P.co - b.cot * TCO);
+    for (int o = 0; o < chans; ++o) {
+        const int ch = b.cot * TCO + o;
+        dst[(int64_t)ch * dst_plane] = stage[o * 36 + lane] + (bias ? bias[(int64_t)b.g * P.co + ch] : 0.f);
+    }
 }
 
 /* ---- host side ---- */
@@ -663,15 +671,17 @@ static int direct_shape_make(direct_shape *s, int mode, const tconv_problem *p, 
     /* [c][source tile] then the weights, 16-byte aligned for vector loads; an mma stage
      * holds exactly the 8 channels of one k step */
     int cc = 8;
-    while (!Tile::mma && cc > 1 && 2 * (size_t)(direct_round4(cc * chan) + cc * wts) * elem > DIRECT_STAGE_BYTES)
+    while (!Tile::mma && cc > 1 &&
+           DIRECT_STAGES * (size_t)(direct_round4(cc * chan) + cc * wts) * elem > DIRECT_STAGE_BYTES)
         cc /= 2;
     P->cc = cc;
     P->stage = direct_round4(direct_round4(cc * chan) + cc * wts);
-    if (2 * (size_t)P->stage * elem > DIRECT_STAGE_BYTES) return 0;
-    /* two stages (FMA tiles leave through a per-warp transpose of 8 x 33 elements in
-     * their place), then the tile table: one int per element of a channel's tile */
-    const int epilogue = Tile::mma ? 0 : Tile::nwarps * 8 * 33;
-    P->table = 2 * P->stage > epilogue ? 2 * P->stage : epilogue;
+    if (DIRECT_STAGES * (size_t)P->stage * elem > DIRECT_STAGE_BYTES) return 0;
+    /* the stages (the tiles leave through a per-warp transpose in their place: 8 rows x 33
+     * for FMA tiles, 64 channels x 36 for MMA tiles), then the tile table: one int per
+     * element of a channel's tile */
+    const int epilogue = Tile::nwarps * (Tile::mma ? DIRECT_MMA_EPI : 8 * 33);
+    P->table = DIRECT_STAGES * P->stage > epilogue ? DIRECT_STAGES * P->stage : epilogue;
     s->smem_bytes = (size_t)P->table * elem + (size_t)chan * sizeof(int);
 
     P->tiles_h = (max_count_h + Tile::th - 1) / Tile::th;

@@ -156,10 +156,6 @@ static tconv_status run_pass(tconv_pass pass, tconv_args *args, size_t workspace
     if (bad)
         return TCONV_INVALID_POINTER;
 
-    const size_t needed = v->workspace_size(&checked, args->config);
-    if (needed > 0 && (args->workspace == NULL || workspace_bytes < needed))
-        return TCONV_INVALID_WORKSPACE;
-
     if (checked.n == 0) {
         /* no batch: y and grad_x are empty, the sums of grad_weight and grad_bias are 0 */
         cudaError_t err = cudaSuccess;
@@ -170,6 +166,10 @@ static tconv_status run_pass(tconv_pass pass, tconv_args *args, size_t workspace
             err = cudaMemsetAsync(args->grad_bias, 0, (size_t)checked.c_out * size, args->stream);
         return err == cudaSuccess ? TCONV_SUCCESS : cuda_failure(err);
     }
+    /* (no workspace is needed for the empty batch above) */
+    const size_t needed = v->workspace_size(&checked, args->config);
+    if (needed > 0 && (args->workspace == NULL || workspace_bytes < needed))
+        return TCONV_INVALID_WORKSPACE;
     const cudaError_t err = v->launch(args);
     return err == cudaSuccess ? TCONV_SUCCESS : cuda_failure(err);
 }
