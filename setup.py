@@ -79,7 +79,9 @@ class BuildWithC(cpp_extension.BuildExtension):
 def make_extension():
     c_sources = ["src/problem.c"] + sorted(glob.glob("src/cpu/*.c"))
     binding = ["python/tconv/csrc/binding.cpp"]
-    cxx_flags = ["-O2", "-std=c++17"]
+    # the binding gets torch's own C++ standard (newer torch headers need a newer one);
+    # the CUDA sources include no torch header and stay C++17, as CUDA 11.8 requires
+    cxx_flags = ["-O2"]
     if use_cuda():
         ext = cpp_extension.CUDAExtension(
             "tconv._C", binding + sorted(glob.glob("src/cuda/*.cu")),
