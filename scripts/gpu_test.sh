@@ -7,12 +7,13 @@
 # step failed.
 #
 #   PYTHON       interpreter with torch (default python3)
-#   OUT          where the logs go (default build/gpu-logs)
+#   OUT          if set, the logs also go there as one archive (gpu-logs.tar.gz) beside
+#                summary.txt and the benchmark's results, since few files come back
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
-LOGS=${OUT:-build/gpu-logs}
+LOGS=build/gpu-logs
 mkdir -p "$LOGS"
 rm -f "$LOGS"/*.status
 CARD=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -n 1)
@@ -21,6 +22,10 @@ CARD=${CARD:-no GPU found}
 ARCH=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -n 1 | tr -d .)
 export TCONV_CUDA_ARCHS=${TCONV_CUDA_ARCHS:-${ARCH:-80;90}}
 export MAX_JOBS=${MAX_JOBS:-$(nproc)}
+# the first gcc/g++ on PATH, not the compiler Python was configured with: a toolchain that links
+# libstdc++ statically into the extension gives it a second copy of iostreams, which crashes
+# as soon as the binding formats an error message next to torch's own copy
+export CC=${CC:-$(command -v gcc)} CXX=${CXX:-$(command -v g++)}
 SANITIZER=$(command -v compute-sanitizer || echo "$(dirname "$(command -v "${NVCC:-nvcc}")")/compute-sanitizer")
 STEPS=()
 
@@ -85,4 +90,9 @@ done
     done
     echo "logs: $LOGS"
 } | tee "$LOGS/summary.txt"
+if [ -n "${OUT:-}" ]; then
+    tar czf "$OUT/gpu-logs.tar.gz" -C "$(dirname "$LOGS")" "$(basename "$LOGS")"
+    cp "$LOGS/summary.txt" "$OUT/"
+    [ -d "$LOGS/bench" ] && cp "$LOGS"/bench/* "$OUT/"
+fi
 exit "$failed"
