@@ -422,15 +422,20 @@ template <typename A, int RCO, int TCO> struct direct_fma {
     A acc[RCO][DIRECT_RPX];
     const direct_taps *t;
     int tbase, o0;
+    int cc;
+    bool tf32; /* round the source values (the prepared weights already are) */
+    /* groups outside, channels inside: a group's offsets and tap count are read once per
+     * stage and its predicates stay fixed over the channel loop */
     __device__ __forceinline__ void operator()(const A *src_stage, const A *w_stage)
     {
         constexpr int RPX = DIRECT_RPX, WIN = DIRECT_RPX + DIRECT_MAX_GROUP - 1;
-        for (int c = 0; c < cc; ++c) {
-            const A *src = src_stage + c * t->chan + tbase;
-            const A *wc = w_stage + (c * t->ntaps) * TCO + o0;
-            for (int gi = 0; gi < t->ngroups; ++gi) {
-                const A *p = src + t->group_off[gi];
-                const int nt = t->group_tap[gi] >> 16, t0 = t->group_tap[gi] & 0xffff;
+        const int chan = t->chan, wstep = t->ntaps * TCO;
+        for (int gi = 0; gi < t->ngroups; ++gi) {
+            const A *p = src_stage + tbase + t->group_off[gi];
+            const int nt = t->group_tap[gi] >> 16, t0 = t->group_tap[gi] & 0xffff;
+            const A *wc = w_stage + t0 * TCO + o0;
+#pragma unroll 2
+            for (int c = 0; c < cc; ++c, p += chan, wc += wstep) {
                 A win[WIN];
 #pragma unroll
                 for (int j = 0; j < WIN; ++j)
@@ -443,7 +448,7 @@ template <typename A, int RCO, int TCO> struct direct_fma {
                 for (int tap = 0; tap < DIRECT_MAX_GROUP; ++tap) {
                     if (tap < nt) {
                         A w[RCO];
-                        load_weights<RCO>(w, wc + (t0 + tap) * TCO);
+                        load_weights<RCO>(w, wc + tap * TCO);
 #pragma unroll
                         for (int o = 0; o < RCO; ++o)
 #pragma unroll
@@ -453,8 +458,6 @@ template <typename A, int RCO, int TCO> struct direct_fma {
             }
         }
     }
-    int cc;
-    bool tf32; /* round the source values (the prepared weights already are) */
 };
 
 template <typename T, int MODE, int RCO, int WARPS_CO, int WARPS_PX>
