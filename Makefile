@@ -52,9 +52,13 @@ build/libtconv_cuda.a: $(patsubst src/%.c,build/cpu/%.o,$(C_SRC)) \
 	ar rcs $@ $^
 
 CUDA_DIR = $(dir $(shell which $(NVCC)))..
+CUDA_LINK = build/libtconv_cuda.a -L$(CUDA_DIR)/lib64 -Wl,-rpath,$(CUDA_DIR)/lib64 -lcudart -lstdc++ -lm
 build/test_cuda: tests/c/test_cuda.c tests/c/check.h build/libtconv_cuda.a
-	$(CC) $(CFLAGS) -I$(CUDA_DIR)/include $< build/libtconv_cuda.a -L$(CUDA_DIR)/lib64 \
-	  -Wl,-rpath,$(CUDA_DIR)/lib64 -lcudart -lstdc++ -lm -o $@
+	$(CC) $(CFLAGS) -I$(CUDA_DIR)/include $< $(CUDA_LINK) -o $@
+
+# times every variant of every pass through the C API (dev/cuda/time_variants.c)
+build/time_variants: dev/cuda/time_variants.c build/libtconv_cuda.a
+	$(CC) $(CFLAGS) -I$(CUDA_DIR)/include $< $(CUDA_LINK) -o $@
 
 cuda-check:
 	./scripts/cuda_check.sh
