@@ -7,8 +7,8 @@
 # step failed.
 #
 #   PYTHON       interpreter with torch (default python3)
-#   OUT          if set, the logs also go there as one archive (gpu-logs.tar.gz) beside
-#                summary.txt and the benchmark's results, since few files come back
+#   OUT          if set, the logs (the quick benchmark's results among them) also go there as
+#                one archive, gpu-logs.tar.gz, beside summary.txt
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -93,6 +93,5 @@ done
 if [ -n "${OUT:-}" ]; then
     tar czf "$OUT/gpu-logs.tar.gz" -C "$(dirname "$LOGS")" "$(basename "$LOGS")"
     cp "$LOGS/summary.txt" "$OUT/"
-    [ -d "$LOGS/bench" ] && cp "$LOGS"/bench/* "$OUT/"
 fi
 exit "$failed"
