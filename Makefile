@@ -67,17 +67,27 @@ cuda-check:
 # The stamp, not the interpreter (a link to the system's), records the installed requirements.
 VSTAMP  := $(VENV)/.requirements-installed
 
-$(VSTAMP): requirements.txt
+# Where python3 already has a torch that sees a GPU (GPU machines, often without internet),
+# demo/test/ext use it; elsewhere they use $(VENV) with the pinned requirements.
+SYSTEM_GPU_TORCH := $(shell python3 -c "import torch, sys; sys.exit(not torch.cuda.is_available())" 2>/dev/null && echo 1)
+ifeq ($(SYSTEM_GPU_TORCH),1)
+VPY     := python3
+VSTAMP  :=
+endif
+
+$(VENV)/.requirements-installed: requirements.txt
 	python3 -m venv $(VENV)
-	$(VPY) -m pip install -q --upgrade pip
-	$(VPY) -m pip install -q -r requirements.txt
+	$(VENV)/bin/python -m pip install -q --upgrade pip
+	$(VENV)/bin/python -m pip install -q -r requirements.txt
 	touch $@
 
-venv: $(VSTAMP)
+venv: $(VENV)/.requirements-installed
 
-# tconv._C next to python/tconv/__init__.py (CUDA kernels when torch's CUDA matches nvcc's)
+# tconv._C next to python/tconv/__init__.py (CUDA kernels when torch's CUDA matches nvcc's).
+# CC and CXX are passed on: Python's own configured compiler may link libstdc++ statically,
+# which crashes the binding's error messages next to torch's copy of iostreams.
 ext: $(VSTAMP)
-	$(VPY) setup.py -q build_ext --inplace
+	CC="$(CC)" CXX="$(CXX)" $(VPY) setup.py -q build_ext --inplace
 
 py-test: ext
 	$(VPY) -m pytest -q tests/python
