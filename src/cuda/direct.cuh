@@ -654,6 +654,8 @@ static int direct_shape_make(direct_shape *s, int mode, const tconv_problem *p, 
     P->ah = ah;
     P->aw = aw;
     if (ah.stride > DIRECT_MAX_STRIDE || aw.stride > DIRECT_MAX_STRIDE) return 0;
+    /* the tile table holds offsets within one channel of the source as int */
+    if ((int64_t)ah.src_size * aw.src_size > INT32_MAX) return 0;
     P->phases_h = fwd ? ah.stride : 1;
     P->phases_w = fwd ? aw.stride : 1;
 
