@@ -186,9 +186,9 @@ __device__ __forceinline__ void gwm_stage(const gwm_params &p, float *st, const 
             const int row = 32 * k / M + (M < 32 ? lane / M : 0), col = (32 * k + lane) % M * V;
             gwm_gy_copy<V>(p, gs, g_kh, kh_ok, kh, warp + 8 * row, co0, c0, col);
         }
-        /* the 4 halo columns of the kh's 4 rows (lanes past the last copy repeat it) */
-        const int e = min(lane, 4 * H - 1);
-        gwm_gy_copy<V>(p, gs, g_kh, kh_ok, kh, warp + 8 * (e / H), co0, c0, GWM_PX + e % H * V);
+        /* the 4 halo columns of the kh's 4 rows: 4 * H copies, the other lanes idle */
+        if (lane < 4 * H)
+            gwm_gy_copy<V>(p, gs, g_kh, kh_ok, kh, warp + 8 * (lane / H), co0, c0, GWM_PX + lane % H * V);
     }
 }
 
