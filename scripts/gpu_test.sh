@@ -22,10 +22,12 @@ CARD=${CARD:-no GPU found}
 ARCH=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -n 1 | tr -d .)
 export TCONV_CUDA_ARCHS=${TCONV_CUDA_ARCHS:-${ARCH:-80;90}}
 export MAX_JOBS=${MAX_JOBS:-$(nproc)}
-# the first gcc/g++ on PATH, not the compiler Python was configured with: a toolchain that links
-# libstdc++ statically into the extension gives it a second copy of iostreams, which crashes
-# as soon as the binding formats an error message next to torch's own copy
-export CC=${CC:-$(command -v gcc)} CXX=${CXX:-$(command -v g++)}
+# the system's gcc/g++ (/usr/bin where present), not a toolchain that links libstdc++
+# statically into the extension: that gives it a second copy of iostreams, which crashes as
+# soon as the binding formats an error message next to torch's own copy (seen with a gcc
+# wrapper that Python was configured with)
+system_tool() { if [ -x "/usr/bin/$1" ]; then echo "/usr/bin/$1"; else command -v "$1"; fi; }
+export CC=${CC:-$(system_tool gcc)} CXX=${CXX:-$(system_tool g++)}
 SANITIZER=$(command -v compute-sanitizer || echo "$(dirname "$(command -v "${NVCC:-nvcc}")")/compute-sanitizer")
 STEPS=()
 
