@@ -48,7 +48,9 @@ step() {
     "$PYTHON" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
 } > "$LOGS/machine.log" 2>&1
 
-# the two builds compile the same kernels independently: run them side by side
+# the two builds compile the same kernels independently: run them side by side; the
+# extension from scratch, so that an earlier build with another compiler cannot linger
+rm -rf build/temp.* build/lib.* python/tconv/_C*.so
 STEPS+=(build-extension build-test_cuda)
 step build-extension 420 env TCONV_CUDA=1 "$PYTHON" setup.py build_ext --inplace &
 step build-test_cuda 420 make -j "$MAX_JOBS" build/test_cuda &
