@@ -7,6 +7,7 @@
 # step failed.
 #
 #   PYTHON       interpreter with torch (default python3)
+#   TCONV_CC, TCONV_CXX  compilers for the extension (default: /usr/bin's gcc and g++)
 #   OUT          if set, the logs (the quick benchmark's results among them) also go there as
 #                one archive, gpu-logs.tar.gz, beside summary.txt
 set -uo pipefail
@@ -25,9 +26,10 @@ export MAX_JOBS=${MAX_JOBS:-$(nproc)}
 # the system's gcc/g++ (/usr/bin where present), not a toolchain that links libstdc++
 # statically into the extension: that gives it a second copy of iostreams, which crashes as
 # soon as the binding formats an error message next to torch's own copy (seen with a gcc
-# wrapper that Python was configured with)
+# wrapper that Python was configured with, and that the environment's CC/CXX named);
+# TCONV_CC / TCONV_CXX choose others
 system_tool() { if [ -x "/usr/bin/$1" ]; then echo "/usr/bin/$1"; else command -v "$1"; fi; }
-export CC=${CC:-$(system_tool gcc)} CXX=${CXX:-$(system_tool g++)}
+export CC=${TCONV_CC:-$(system_tool gcc)} CXX=${TCONV_CXX:-$(system_tool g++)}
 SANITIZER=$(command -v compute-sanitizer || echo "$(dirname "$(command -v "${NVCC:-nvcc}")")/compute-sanitizer")
 STEPS=()
 
