@@ -83,11 +83,9 @@ $(VENV)/.requirements-installed: requirements.txt
 
 venv: $(VENV)/.requirements-installed
 
-# tconv._C next to python/tconv/__init__.py (CUDA kernels when torch's CUDA matches nvcc's).
-# CC and CXX are passed on: Python's own configured compiler may link libstdc++ statically,
-# which crashes the binding's error messages next to torch's copy of iostreams.
+# tconv._C next to python/tconv/__init__.py (CUDA kernels when torch's CUDA matches nvcc's)
 ext: $(VSTAMP)
-	CC="$(CC)" CXX="$(CXX)" $(VPY) setup.py -q build_ext --inplace
+	$(VPY) setup.py -q build_ext --inplace
 
 py-test: ext
 	$(VPY) -m pytest -q tests/python
