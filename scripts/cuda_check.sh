@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# cuda_check.sh - compile every src/cuda/*.cu for sm_80 and sm_90 with this machine's nvcc
-# and with CUDA 11.8's nvcc (the oldest toolkit tconv supports), warnings as errors.  Needs
+# cuda_check.sh - compile every src/cuda/*.cu and dev/cuda/*.cu (the kernel lab) for sm_80 and
+# sm_90 with this machine's nvcc and with CUDA 11.8's nvcc (the oldest toolkit tconv
+# supports), warnings as errors; and the lab's C driver.  Needs
 # no GPU; `make cuda-check` and CI run it.
 #
 # CUDA 11.8 is assembled once under build/cuda-check/cuda-11.8 (later runs reuse it):
@@ -78,7 +79,7 @@ compile() {
     mkdir -p "$out"
     echo "== $nvcc: CUDA $version"
     export -f compile_one
-    if ! printf '%s\n' src/cuda/*.cu | xargs -P "$(nproc)" -I{} \
+    if ! printf '%s\n' src/cuda/*.cu dev/cuda/*.cu | xargs -P "$(nproc)" -I{} \
             bash -c 'compile_one "$@"' _ {} "$out" "$nvcc" "$@" "${FLAGS[@]}"; then
         failed=1
     fi
@@ -97,6 +98,16 @@ compile_one() {
 
 compile "$NVCC_NEW"
 compile "$CUDA118/bin/nvcc" -ccbin g++-11
+
+# the kernel lab's C driver, against the CUDA runtime's headers
+CUDA_INC="$(dirname "$(command -v "$NVCC_NEW")")/../include"
+if cc -std=c11 -Wall -Wextra -Wpedantic -Werror -Iinclude -I"$CUDA_INC" -c dev/cuda/time_variants.c \
+        -o "$CACHE/time_variants.o"; then
+    echo "ok    dev/cuda/time_variants.c"
+else
+    echo "FAIL  dev/cuda/time_variants.c"
+    failed=1
+fi
 
 if [ "$failed" != 0 ]; then
     echo "cuda-check: FAILED"
