@@ -64,3 +64,32 @@ def test_only_requested_gradients_are_computed(gen):
             assert (ours.grad is None) == (not w)
             if w:
                 assert_close("grad", ours.grad, r.grad, torch.float64)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16],
+                         ids=["f32", "f64", "bf16"])
+def test_empty_batch_gives_empty_output_and_zero_gradients(dtype, gen):
+    problem = dict(AWKWARD["all_asymmetric"], n=0)
+    x, weight, bias, grad_y = tensors(problem, dtype, gen)
+    args = conv_args(problem)
+    ours = results(tconv.conv_transpose2d, x, weight, bias, grad_y, **args)
+    ref = results(F.conv_transpose2d, *[t.double() for t in (x, weight, bias, grad_y)], **args)
+    for name, o, r in zip(("y", "grad_x", "grad_weight", "grad_bias"), ours, ref):
+        assert o.dtype == dtype and o.shape == r.shape, name
+        assert torch.equal(o.double(), r), name
+
+
+def test_strided_inputs_and_grad_output(gen):
+    """A channels_last input, a weight and a grad_y with permuted strides: results equal
+    those of the contiguous tensors."""
+    problem = AWKWARD["all_asymmetric"]
+    x, weight, bias, grad_y = tensors(problem, torch.float64, gen)
+    args = conv_args(problem)
+    ref = results(tconv.conv_transpose2d, x, weight, bias, grad_y, **args)
+    x, weight, grad_y = (x.to(memory_format=torch.channels_last),
+                         weight.transpose(2, 3).contiguous().transpose(2, 3),
+                         grad_y.permute(3, 2, 1, 0).contiguous().permute(3, 2, 1, 0))
+    assert not any(t.is_contiguous() for t in (x, weight, grad_y))
+    for name, o, r in zip(("y", "grad_x", "grad_weight", "grad_bias"),
+                          results(tconv.conv_transpose2d, x, weight, bias, grad_y, **args), ref):
+        assert torch.equal(o, r), name

@@ -83,6 +83,9 @@ void check_status(tconv_status status, const char *what, const tconv_problem &p)
 }
 
 void check_tensor(const at::Tensor &t, const char *name, const at::Tensor &x, const char *x_name) {
+    const at::ScalarType dtype = t.scalar_type();
+    TORCH_CHECK(dtype == at::kFloat || dtype == at::kDouble || dtype == at::kHalf || dtype == at::kBFloat16,
+                "tconv: ", name, " has dtype ", dtype, "; tconv takes float32, float64, float16 or bfloat16");
     TORCH_CHECK(t.dim() == 4, "tconv: ", name, " must be 4-D (NCHW), got ", t.dim(), "-D");
     TORCH_CHECK(t.is_contiguous(), "tconv: ", name, " must be contiguous");
     TORCH_CHECK(t.device() == x.device(), "tconv: ", name, " is on ", t.device(), " but ", x_name,
@@ -124,12 +127,17 @@ tconv_status cpu_grad_bias(const tconv_problem *p, const double *gy, double *gb)
     return tconv_grad_bias_cpu_f64(p, gy, gb);
 }
 
-// Runs call(T{}) with T the element type of t (float or double) and checks its status.
+// Runs call(T{}) with T the element type of t (float or double), named `name`, and checks its
+// status.  With no batch it runs nothing: the C reference takes no NULL pointer, which is what
+// PyTorch's empty tensors give, and the caller's outputs are then empty or zero sums already.
 template <typename Call>
-void run_cpu(const at::Tensor &t, const char *what, const tconv_problem &p, Call call) {
-    TORCH_CHECK(t.scalar_type() == at::kFloat || t.scalar_type() == at::kDouble, "tconv ", what,
-                ": the CPU reference takes float32 or float64, got ", t.scalar_type());
-    check_status(t.scalar_type() == at::kFloat ? call(float{}) : call(double{}), what, p);
+void run_cpu(const at::Tensor &t, const char *name, const char *what, const tconv_problem &p, Call call) {
+    TORCH_CHECK(t.scalar_type() == at::kFloat || t.scalar_type() == at::kDouble, "tconv ", what, ": ",
+                name, " has dtype ", t.scalar_type(), ", but the CPU reference takes float32 or float64 "
+                "(tconv.ops computes float16 and bfloat16 in float32)");
+    if (p.n > 0) {
+        check_status(t.scalar_type() == at::kFloat ? call(float{}) : call(double{}), what, p);
+    }
 }
 
 // ---- CUDA calls: config, device guard, stream, workspace ----
@@ -204,7 +212,7 @@ at::Tensor forward(const at::Tensor &x, const at::Tensor &weight, const c10::opt
     at::Tensor y = at::empty({p.n, p.c_out, p.h_out, p.w_out}, x.options());
     const void *b = bias ? bias->data_ptr() : nullptr;
     if (x.is_cpu()) {
-        run_cpu(x, "forward", p, [&](auto zero) {
+        run_cpu(x, "x", "forward", p, [&](auto zero) {
             using T = decltype(zero);
             return cpu_forward(&p, x.data_ptr<T>(), weight.data_ptr<T>(), static_cast<const T *>(b),
                                y.data_ptr<T>());
@@ -229,7 +237,7 @@ at::Tensor grad_input(const at::Tensor &grad_y, const at::Tensor &weight, Pair i
     check_shape(grad_y, "grad_y", {p.n, p.c_out, p.h_out, p.w_out});
     at::Tensor grad_x = at::empty({p.n, p.c_in, p.h_in, p.w_in}, grad_y.options());
     if (grad_y.is_cpu()) {
-        run_cpu(grad_y, "grad_input", p, [&](auto zero) {
+        run_cpu(grad_y, "grad_y", "grad_input", p, [&](auto zero) {
             using T = decltype(zero);
             return cpu_grad_input(&p, grad_y.data_ptr<T>(), weight.data_ptr<T>(), grad_x.data_ptr<T>());
         });
@@ -254,7 +262,8 @@ at::Tensor grad_weight(const at::Tensor &x, const at::Tensor &grad_y, Pair kerne
     check_shape(grad_y, "grad_y", {p.n, p.c_out, p.h_out, p.w_out});
     at::Tensor grad_w = at::empty({p.c_in, p.c_out / groups, p.kernel_h, p.kernel_w}, x.options());
     if (x.is_cpu()) {
-        run_cpu(x, "grad_weight", p, [&](auto zero) {
+        if (p.n == 0) grad_w.zero_();
+        run_cpu(x, "x", "grad_weight", p, [&](auto zero) {
             using T = decltype(zero);
             return cpu_grad_weight(&p, x.data_ptr<T>(), grad_y.data_ptr<T>(), grad_w.data_ptr<T>());
         });
@@ -275,7 +284,8 @@ at::Tensor grad_bias(const at::Tensor &grad_y, const c10::optional<std::string> 
         {{1, 1}, {0, 0}, {0, 0}, {1, 1}, 1}, "grad_bias");
     at::Tensor grad_b = at::empty({p.c_out}, grad_y.options());
     if (grad_y.is_cpu()) {
-        run_cpu(grad_y, "grad_bias", p, [&](auto zero) {
+        if (p.n == 0) grad_b.zero_();
+        run_cpu(grad_y, "grad_y", "grad_bias", p, [&](auto zero) {
             using T = decltype(zero);
             return cpu_grad_bias(&p, grad_y.data_ptr<T>(), grad_b.data_ptr<T>());
         });
