@@ -1,4 +1,5 @@
 """conv_transpose2d: torch.nn.functional.conv_transpose2d's signature and semantics."""
+import operator
 from collections.abc import Sequence
 
 import torch
@@ -7,18 +8,34 @@ from . import ops
 from .autograd import ConvTranspose2dFunction
 
 
+def integer(value, name, expected="an int"):
+    """value as an int: an int or anything with __index__ (a NumPy integer), never a bool;
+    anything else is the TypeError PyTorch raises for it."""
+    if isinstance(value, bool) or not hasattr(type(value), "__index__"):
+        raise TypeError(f"{name} must be {expected}, not {type(value).__name__}")
+    return operator.index(value)
+
+
 def pair(value, name):
-    """(h, w) from an int or a sequence of one or two ints (what PyTorch accepts)."""
+    """(h, w) from an int or a sequence of one or two ints (what PyTorch accepts): a value
+    that is not an integer is a TypeError, a wrong count a RuntimeError, as in PyTorch."""
     if isinstance(value, Sequence) and not isinstance(value, str):
-        values = tuple(value)
+        values = tuple(integer(v, name, "an int or a tuple of ints") for v in value)
     else:
-        values = (value,)
+        values = (integer(value, name, "an int or a tuple of ints"),)
     if len(values) == 1:
         values = values * 2
-    if len(values) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+    if len(values) != 2:
         raise RuntimeError(f"expected {name} to be a single integer value or a list of 2 integer "
                            f"values to match the convolution dimensions, but got {name}={value!r}")
     return values
+
+
+def check_tensor(value, name, optional=False):
+    """PyTorch's TypeError for an argument that must be a tensor (or None where optional)."""
+    if not (isinstance(value, torch.Tensor) or (optional and value is None)):
+        raise TypeError(f"conv_transpose2d(): argument '{name}' must be Tensor, "
+                        f"not {type(value).__name__}")
 
 
 def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
@@ -31,17 +48,18 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
     operands to the nearest TF32 value; "fp32" is float32-accurate.  Only float32 CUDA tensors
     are affected.
     """
+    check_tensor(input, "input")
+    check_tensor(weight, "weight")
+    check_tensor(bias, "bias", optional=True)
     if input.dim() not in (3, 4):
         raise RuntimeError("Expected 3D (unbatched) or 4D (batched) input to conv_transpose2d, "
                            f"but got input of size: {list(input.shape)}")
     if weight.dim() != 4:
         raise RuntimeError(f"conv_transpose2d: weight must be 4-D (C_in, C_out/groups, kH, kW), "
                            f"got size {list(weight.shape)}")
-    if isinstance(groups, bool) or not isinstance(groups, int):
-        raise RuntimeError(f"conv_transpose2d: groups must be an int, got {groups!r}")
     args = (pair(stride, "stride"), pair(padding, "padding"),
-            pair(output_padding, "output_padding"), pair(dilation, "dilation"), groups,
-            ops.resolve_precision(precision))
+            pair(output_padding, "output_padding"), pair(dilation, "dilation"),
+            integer(groups, "groups"), ops.resolve_precision(precision))
     x = input.unsqueeze(0) if input.dim() == 3 else input
     y = ConvTranspose2dFunction.apply(x.contiguous(), weight.contiguous(),
                                       None if bias is None else bias.contiguous(), *args)

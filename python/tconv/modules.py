@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from . import ops
-from .functional import conv_transpose2d, pair
+from .functional import conv_transpose2d, integer, pair
 
 
 class ConvTranspose2d(nn.Module):
@@ -26,6 +26,7 @@ class ConvTranspose2d(nn.Module):
                  device=None, dtype=None, *, precision=None):
         if padding_mode != "zeros":
             raise ValueError(f'Only "zeros" padding mode is supported for {type(self).__name__}')
+        groups = integer(groups, "groups")
         if groups <= 0:
             raise ValueError("groups must be a positive integer")
         if in_channels % groups != 0:
@@ -106,8 +107,8 @@ class ConvTranspose2d(nn.Module):
     def extra_repr(self):
         text = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
                 f"stride={self.stride}")
-        for name, default in (("padding", (0, 0)), ("output_padding", (0, 0)),
-                              ("dilation", (1, 1))):
+        for name, default in (("padding", (0, 0)), ("dilation", (1, 1)),
+                              ("output_padding", (0, 0))):
             if getattr(self, name) != default:
                 text += f", {name}={getattr(self, name)}"
         if self.groups != 1:

@@ -47,6 +47,48 @@ def test_functional_rejects_like_pytorch(x, weight, bias, kwargs, word):
         tconv.conv_transpose2d(x, weight, bias, **kwargs)
 
 
+def type_error_cases():
+    """(id, x, weight, bias, kwargs, word the message must contain)"""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 4, 5, 5, generator=g)
+    w = torch.randn(4, 3, 3, 3, generator=g)
+    return [
+        ("stride_float", x, w, None, {"stride": 1.5}, "stride"),
+        ("padding_float_element", x, w, None, {"padding": (1, 0.5)}, "padding"),
+        ("dilation_bool", x, w, None, {"dilation": True}, "dilation"),
+        ("output_padding_none", x, w, None, {"output_padding": None}, "output_padding"),
+        ("groups_float", x, w, None, {"groups": 1.0}, "groups"),
+        ("groups_bool", x, w, None, {"groups": True}, "groups"),
+        ("input_not_tensor", x.tolist(), w, None, {}, "input"),
+        ("weight_not_tensor", x, 1.0, None, {}, "weight"),
+        ("bias_not_tensor", x, w, 0.5, {}, "bias"),
+    ]
+
+
+TYPE_CASES = type_error_cases()
+
+
+@pytest.mark.parametrize("x,weight,bias,kwargs,word", [c[1:] for c in TYPE_CASES],
+                         ids=[c[0] for c in TYPE_CASES])
+def test_functional_type_errors_like_pytorch(x, weight, bias, kwargs, word):
+    with pytest.raises(TypeError):
+        F.conv_transpose2d(x, weight, bias, **kwargs)
+    with pytest.raises(TypeError, match=word):
+        tconv.conv_transpose2d(x, weight, bias, **kwargs)
+
+
+def test_unsupported_dtypes_are_named():
+    """PyTorch computes integer transposed convolutions on the CPU; tconv refuses them."""
+    g = torch.Generator().manual_seed(0)
+    x, w = torch.randn(1, 2, 3, 3, generator=g), torch.randn(2, 2, 3, 3, generator=g)
+    with pytest.raises(RuntimeError, match="x has dtype Long"):
+        tconv.conv_transpose2d(x.long(), w.long())
+    with pytest.raises(RuntimeError, match="weight has dtype Int"):
+        tconv.conv_transpose2d(x, w.int())
+    with pytest.raises(RuntimeError, match="grad_y has dtype Half"):
+        tconv._C.grad_bias(x.half(), None)
+
+
 def test_device_mismatch_is_rejected():
     """(PyTorch itself lets a CPU input meet a meta weight.)"""
     g = torch.Generator().manual_seed(0)
@@ -76,6 +118,14 @@ RUNTIME_ERRORS = {
 }
 
 
+# kwargs that nn.ConvTranspose2d rejects with a TypeError (its own message or torch.empty's)
+PYTORCH_TYPE_ERRORS = {
+    "groups": {"groups": 2.0},
+    "kernel_size": {"kernel_size": 1.5},
+    "stride": {"stride": (1, "2")},
+}
+
+
 def build(cls, kwargs):
     args = {"in_channels": 4, "out_channels": 8, "kernel_size": 3, **kwargs}
     return cls(**args)
@@ -90,21 +140,31 @@ def test_constructor_value_errors_match_pytorch(kwargs):
     assert str(ours.value) == str(ref.value)
 
 
+@pytest.mark.parametrize("name,kwargs", PYTORCH_TYPE_ERRORS.items(), ids=PYTORCH_TYPE_ERRORS.keys())
+def test_constructor_type_errors_match_pytorch(name, kwargs):
+    with pytest.raises(TypeError):
+        build(nn.ConvTranspose2d, kwargs)(torch.randn(1, 4, 5, 5))
+    with pytest.raises(TypeError, match=name):
+        build(tconv.ConvTranspose2d, kwargs)
+
+
 @pytest.mark.parametrize("name,kwargs", RUNTIME_ERRORS.items(), ids=RUNTIME_ERRORS.keys())
 def test_constructor_rejects_bad_sizes(name, kwargs):
     with pytest.raises(RuntimeError, match=name):
         build(tconv.ConvTranspose2d, kwargs)
 
 
-@pytest.mark.parametrize("kwargs", [*PYTORCH_VALUE_ERRORS.values(), *RUNTIME_ERRORS.values()],
-                         ids=[*PYTORCH_VALUE_ERRORS.keys(), *RUNTIME_ERRORS.keys()])
+@pytest.mark.parametrize("kwargs", [*PYTORCH_VALUE_ERRORS.values(), *PYTORCH_TYPE_ERRORS.values(),
+                                    *RUNTIME_ERRORS.values()],
+                         ids=[*PYTORCH_VALUE_ERRORS.keys(), *PYTORCH_TYPE_ERRORS.keys(),
+                              *RUNTIME_ERRORS.keys()])
 def test_failed_model_construction_leaves_no_state(kwargs):
     if not set(kwargs) <= set(inspect.signature(tconv.ModelNew).parameters):
         pytest.skip("not an argument of ModelNew")
     args = {"in_channels": 4, "out_channels": 8, "kernel_size": 3, **kwargs}
     torch.manual_seed(7)
     before = torch.random.get_rng_state()
-    with pytest.raises((ValueError, RuntimeError)):
+    with pytest.raises((ValueError, TypeError, RuntimeError)):
         tconv.ModelNew(**args)
     assert torch.equal(torch.random.get_rng_state(), before)
 

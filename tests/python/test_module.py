@@ -1,5 +1,6 @@
 """tconv.ConvTranspose2d and tconv.ModelNew as drop-ins for nn.ConvTranspose2d and the seed's
 Model: initial values, state_dict, output_size, unbatched input, precision, dtypes, repr."""
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -31,8 +32,10 @@ MODULE_ARGS = [
     ((3, 2, (3, 1)), {"dilation": 2, "stride": 2}),
     ((4, 4, 3), {"groups": 4, "stride": (2, 1), "padding": (1, 0), "output_padding": (1, 0)}),
     ((2, 3, 2), {"dtype": torch.float64, "dilation": (1, 3)}),
+    ((4, 2, 3), {"stride": 2, "padding": 1, "dilation": 3, "output_padding": 2}),
 ]
-IDS = ["plain", "no_bias", "groups_tuple_kernel", "dilation_stride", "depthwise_asym", "float64"]
+IDS = ["plain", "no_bias", "groups_tuple_kernel", "dilation_stride", "depthwise_asym", "float64",
+       "dilation_and_output_padding"]
 
 # (args, kwargs) of the seed's Model
 MODEL_ARGS = [((8, 8, 3), {}), ((4, 6, 3), {"stride": 2, "padding": 1, "output_padding": 1}),
@@ -68,6 +71,20 @@ def test_repr_and_attributes_match(args, kwargs):
     for name in ("in_channels", "out_channels", "kernel_size", "stride", "padding",
                  "output_padding", "dilation", "groups", "padding_mode"):
         assert getattr(ours, name) == getattr(ref, name), name
+
+
+def test_numpy_integers_are_accepted(gen):
+    """PyTorch takes any integer with __index__ for sizes and groups."""
+    args, kwargs = (4, 6, np.int64(3)), {"stride": [np.int64(2), 1], "groups": np.int64(2)}
+    torch.manual_seed(SEED)
+    ref = nn.ConvTranspose2d(*args, **kwargs)
+    torch.manual_seed(SEED)
+    ours = tconv.ConvTranspose2d(*args, **kwargs)
+    assert torch.equal(ours.weight, ref.weight) and torch.equal(ours.bias, ref.bias)
+    x = torch.randn(2, 4, 5, 6, generator=gen)
+    assert_close(ours(x), ref(x))
+    assert_close(tconv.conv_transpose2d(x, ours.weight, padding=np.int64(1), groups=np.int64(2)),
+                 nn.functional.conv_transpose2d(x, ours.weight, padding=1, groups=2))
 
 
 @pytest.mark.parametrize("args,kwargs", MODEL_ARGS)
