@@ -17,7 +17,8 @@
  *   Cog = C_out/groups).
  *
  * Every tensor is dense, row-major (NCHW, C-contiguous), and element counts are
- * 64-bit.  The library never allocates device memory, never synchronises the host
+ * 64-bit.  Pointers to tensors with a batch dimension may be NULL when N == 0 (they are
+ * empty); every other pointer is required, bias excepted.  The library never allocates device memory, never synchronises the host
  * and never calls exit(): each call returns a tconv_status.
  */
 #ifndef TCONV_H

@@ -28,14 +28,17 @@ static inline void cpu_store(void *a, cpu_type type, int64_t i, double v)
         ((double *)a)[i] = v;
 }
 
-/* What every pass checks first: TCONV_INVALID_POINTER when problem is NULL or a required
- * tensor is missing (tensors_given == 0), else tconv_problem_check() of a copy in *p. */
-static inline tconv_status cpu_check(const tconv_problem *problem, int tensors_given,
+/* What every pass checks first: tconv_problem_check() of a copy in *p (TCONV_INVALID_POINTER
+ * for a NULL problem), then TCONV_INVALID_POINTER where a required tensor is missing.  As on
+ * CUDA, the tensors with a batch dimension may be NULL when they are empty (N == 0), as
+ * PyTorch's empty tensors are: batch_given and others_given say which were given. */
+static inline tconv_status cpu_check(const tconv_problem *problem, int batch_given, int others_given,
                                      tconv_problem *p)
 {
-    if (!tensors_given)
-        return TCONV_INVALID_POINTER;
-    return tconv_problem_check_copy(problem, p);
+    const tconv_status status = tconv_problem_check_copy(problem, p);
+    if (status != TCONV_SUCCESS)
+        return status;
+    return others_given && (batch_given || p->n == 0) ? TCONV_SUCCESS : TCONV_INVALID_POINTER;
 }
 
 /* Whether a pass of about `work` multiply-adds is worth a team of threads.  Below 2^18 the

@@ -13,7 +13,7 @@ static tconv_status forward_pass(const tconv_problem *problem, cpu_type type, co
                                  const void *weight, const void *bias, void *y)
 {
     tconv_problem p;
-    tconv_status status = cpu_check(problem, x != NULL && weight != NULL && y != NULL, &p);
+    tconv_status status = cpu_check(problem, x != NULL && y != NULL, weight != NULL, &p);
     if (status != TCONV_SUCCESS)
         return status;
 

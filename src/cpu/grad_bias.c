@@ -12,7 +12,7 @@ static tconv_status grad_bias_pass(const tconv_problem *problem, cpu_type type, 
                                    void *grad_bias)
 {
     tconv_problem p;
-    tconv_status status = cpu_check(problem, grad_y != NULL && grad_bias != NULL, &p);
+    tconv_status status = cpu_check(problem, grad_y != NULL, grad_bias != NULL, &p);
     if (status != TCONV_SUCCESS)
         return status;
 

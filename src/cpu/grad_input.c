@@ -15,7 +15,7 @@ static tconv_status grad_input_pass(const tconv_problem *problem, cpu_type type,
 {
     tconv_problem p;
     tconv_status status =
-        cpu_check(problem, grad_y != NULL && weight != NULL && grad_x != NULL, &p);
+        cpu_check(problem, grad_y != NULL && grad_x != NULL, weight != NULL, &p);
     if (status != TCONV_SUCCESS)
         return status;
 

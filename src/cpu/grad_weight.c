@@ -15,7 +15,7 @@ static tconv_status grad_weight_pass(const tconv_problem *problem, cpu_type type
 {
     tconv_problem p;
     tconv_status status =
-        cpu_check(problem, x != NULL && grad_y != NULL && grad_weight != NULL, &p);
+        cpu_check(problem, x != NULL && grad_y != NULL, grad_weight != NULL, &p);
     if (status != TCONV_SUCCESS)
         return status;
 

@@ -484,7 +484,7 @@ static void test_random(int count)
     }
 }
 
-/* N == 0: the calls succeed, grad_weight and grad_bias are zeros. */
+/* N == 0: the calls succeed, grad_weight and grad_bias are zeros, empty tensors may be NULL. */
 static void test_empty_batch(void)
 {
     tconv_problem p = make_problem(0, 4, 6, 3, 5, 3, 2);
@@ -509,6 +509,17 @@ static void test_empty_batch(void)
     CHECK(max_abs_diff_f64(gb, zeros, t.nb) == 0.0, "N = 0: grad_bias not zero");
     CHECK(max_abs_diff_f32(gwf, zeros, t.nw) == 0.0, "N = 0: grad_weight f32 not zero");
     CHECK(max_abs_diff_f32(gbf, zeros, t.nb) == 0.0, "N = 0: grad_bias f32 not zero");
+
+    /* the empty tensors may be NULL (as PyTorch's are, and as on CUDA); the others may not */
+    poison_f64(gw, t.nw);
+    CHECK(tconv_forward_cpu_f64(&p, NULL, t.w, t.b, NULL) == TCONV_SUCCESS, "N = 0 forward, NULL x and y");
+    CHECK(tconv_grad_input_cpu_f64(&p, NULL, t.w, NULL) == TCONV_SUCCESS, "N = 0 grad_input, NULL grad_y, grad_x");
+    CHECK(tconv_grad_weight_cpu_f64(&p, NULL, NULL, gw) == TCONV_SUCCESS, "N = 0 grad_weight, NULL x, grad_y");
+    CHECK(tconv_grad_bias_cpu_f64(&p, NULL, gb) == TCONV_SUCCESS, "N = 0 grad_bias, NULL grad_y");
+    CHECK(max_abs_diff_f64(gw, zeros, t.nw) == 0.0, "N = 0, NULL inputs: grad_weight not zero");
+    CHECK(tconv_forward_cpu_f64(&p, NULL, NULL, NULL, NULL) == TCONV_INVALID_POINTER, "N = 0 forward, NULL weight");
+    CHECK(tconv_grad_weight_cpu_f64(&p, NULL, NULL, NULL) == TCONV_INVALID_POINTER, "N = 0, NULL grad_weight");
+    CHECK(tconv_grad_bias_cpu_f64(&p, NULL, NULL) == TCONV_INVALID_POINTER, "N = 0, NULL grad_bias");
     free_tensors(&t);
     free(zeros);
     free(y);

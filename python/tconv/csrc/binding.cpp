@@ -128,16 +128,13 @@ tconv_status cpu_grad_bias(const tconv_problem *p, const double *gy, double *gb)
 }
 
 // Runs call(T{}) with T the element type of t (float or double), named `name`, and checks its
-// status.  With no batch it runs nothing: the C reference takes no NULL pointer, which is what
-// PyTorch's empty tensors give, and the caller's outputs are then empty or zero sums already.
+// status.  (PyTorch's empty tensors have NULL data: the C API takes them for N == 0.)
 template <typename Call>
 void run_cpu(const at::Tensor &t, const char *name, const char *what, const tconv_problem &p, Call call) {
     TORCH_CHECK(t.scalar_type() == at::kFloat || t.scalar_type() == at::kDouble, "tconv ", what, ": ",
                 name, " has dtype ", t.scalar_type(), ", but the CPU reference takes float32 or float64 "
                 "(tconv.ops computes float16 and bfloat16 in float32)");
-    if (p.n > 0) {
-        check_status(t.scalar_type() == at::kFloat ? call(float{}) : call(double{}), what, p);
-    }
+    check_status(t.scalar_type() == at::kFloat ? call(float{}) : call(double{}), what, p);
 }
 
 // ---- CUDA calls: config, device guard, stream, workspace ----
@@ -262,7 +259,6 @@ at::Tensor grad_weight(const at::Tensor &x, const at::Tensor &grad_y, Pair kerne
     check_shape(grad_y, "grad_y", {p.n, p.c_out, p.h_out, p.w_out});
     at::Tensor grad_w = at::empty({p.c_in, p.c_out / groups, p.kernel_h, p.kernel_w}, x.options());
     if (x.is_cpu()) {
-        if (p.n == 0) grad_w.zero_();
         run_cpu(x, "x", "grad_weight", p, [&](auto zero) {
             using T = decltype(zero);
             return cpu_grad_weight(&p, x.data_ptr<T>(), grad_y.data_ptr<T>(), grad_w.data_ptr<T>());
@@ -284,7 +280,6 @@ at::Tensor grad_bias(const at::Tensor &grad_y, const c10::optional<std::string> 
         {{1, 1}, {0, 0}, {0, 0}, {1, 1}, 1}, "grad_bias");
     at::Tensor grad_b = at::empty({p.c_out}, grad_y.options());
     if (grad_y.is_cpu()) {
-        if (p.n == 0) grad_b.zero_();
         run_cpu(grad_y, "grad_y", "grad_bias", p, [&](auto zero) {
             using T = decltype(zero);
             return cpu_grad_bias(&p, grad_y.data_ptr<T>(), grad_b.data_ptr<T>());
