@@ -23,14 +23,18 @@
  * plane[i + q]: in both passes a tap is a fixed offset into a shared-memory halo tile.
  *
  * One CTA computes TCO destination channels x (TH x TW) destination pixels of one phase of
- * one image; it walks the reduction channels in chunks of `cc`, double-buffered with
- * cp.async: the chunk's source halo tile (all residue planes) and its weights
- * [c][tap][o] sit in shared memory.  Each thread owns RCO channels x RPX = 8 consecutive
- * pixels of one row.  Taps of one (plane, row offset) with consecutive column offsets form
- * a group: the thread loads the RPX + nt - 1 source values of a group once into registers
- * and reuses them for all nt taps (for a 3x3 kernel: 10 loads and 6 vector weight loads
- * feed 192 FMAs).  Destination tiles leave through a per-warp shared-memory transpose so
- * that every warp store writes whole rows.
+ * one image; it walks the reduction channels in chunks of `cc` through a DIRECT_STAGES-deep
+ * cp.async pipeline: the chunk's source halo tile (all residue planes, copied through a
+ * per-CTA table of source offsets) and its weights (prepared once per call in the
+ * workspace, in stage order) sit in shared memory.
+ *
+ * FMA tiles: each thread owns RCO channels x RPX = 8 consecutive pixels of one row.  Taps of
+ * one (plane, row offset) with consecutive column offsets form a group: the thread loads the
+ * RPX + nt - 1 source values of a group once into registers and reuses them for all nt taps
+ * (for a 3x3 kernel: 10 loads and 6 vector weight loads feed 192 FMAs).
+ * MMA tiles (float32, tf32 mode): each warp owns a row of 32 pixels and all 64 channels, and
+ * every tap is one mma.m16n8k8 step over the 8 channels of a stage.
+ * Both leave through a per-warp shared-memory transpose, so that every store writes whole rows.
  */
 #ifndef TCONV_CUDA_DIRECT_CUH
 #define TCONV_CUDA_DIRECT_CUH
