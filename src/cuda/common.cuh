@@ -42,6 +42,22 @@ __device__ __forceinline__ float round_tf32(float v)
     return __uint_as_float(r);
 }
 
+/* The bits of v as an mma.sync TF32 operand rounded to nearest.  The tensor cores read a
+ * float32 register and truncate it to TF32; half a TF32 ulp added to the bits first makes
+ * that truncation round to nearest, ties away, as cvt.rna does (finite v and infinities;
+ * only NaNs whose top 10 mantissa bits are all set change class).  One integer add where
+ * cvt.rna.tf32 is three instructions on sm_90. */
+__device__ __forceinline__ uint32_t tf32_operand_bits(float v) { return __float_as_uint(v) + 0x1000u; }
+
+/* v as the sum of two TF32 mma operands, big = round_tf32(v) exactly (the same bits as
+ * cvt.rna) and small = v - big (exact in float32), rounded where the mma reads it: the
+ * 3xTF32 split.  An infinite v gives a NaN small part. */
+__device__ __forceinline__ void tf32_split(float v, uint32_t &big, uint32_t &small)
+{
+    big = (__float_as_uint(v) + 0x1000u) & 0xffffe000u;
+    small = tf32_operand_bits(v - __uint_as_float(big));
+}
+
 /* An operand as the kernels multiply it: rounded to TF32 when `tf32` is set (float only). */
 __device__ __forceinline__ float operand(float v, bool tf32) { return tf32 ? round_tf32(v) : v; }
 __device__ __forceinline__ double operand(double v, bool) { return v; }

@@ -52,8 +52,13 @@
 #define DIRECT_MMA_EPI (64 * 36) /* per-warp epilogue tile of the MMA kernel */
 #define DIRECT_STAGES 3                 /* shared-memory stages of the channel pipeline */
 #define DIRECT_STAGE_BYTES (104 * 1024) /* all stages, so that 2 CTAs fit on an SM */
+#define DIRECT_SPLIT_STAGE_BYTES (156 * 1024) /* one CTA per SM: fits sm_80's 163 KB per CTA */
 
 enum { DIRECT_FORWARD = 0, DIRECT_GRAD_INPUT = 1 };
+
+/* How a tile multiplies: FP32 FMA, one TF32 mma per product (tf32 mode), or three
+ * (3xTF32: big*big + big*small + small*big, fp32 mode). */
+enum { DIRECT_FMA = 0, DIRECT_MMA_TF32 = 1, DIRECT_MMA_3XTF32 = 2 };
 
 /* One spatial axis of the correlation. */
 typedef struct direct_axis {
@@ -254,14 +259,19 @@ __device__ void direct_build_taps(const direct_params &P, int rh, int rw, int th
     t->ntaps = nt;
 }
 
-/* Where weight(c, tap, o) of a stage goes: [c][tap][o] for FMA tiles; for tensor cores
- * the A-fragment order of mma.m16n8k8 (row o, column c within the 8 channels of a
- * stage), [tap][o / 16][lane][register], so that a lane loads a fragment with one LDS.128. */
-template <int TCO, int MMA> __device__ __forceinline__ int direct_weight_slot(int c, int tap, int o, int ntaps)
+/* Weight values a stage holds per (channel, tap, output channel): 3xTF32 keeps a big and
+ * a small TF32 piece. */
+__host__ __device__ constexpr int direct_pieces(int mma) { return mma == DIRECT_MMA_3XTF32 ? 2 : 1; }
+
+/* Where piece `piece` of weight(c, tap, o) of a stage goes: [c][tap][o] for FMA tiles; for
+ * tensor cores the A-fragment order of mma.m16n8k8 (row o, column c within the 8 channels
+ * of a stage), [tap][o / 16][piece][lane][register], so that a lane loads a fragment with
+ * one conflict-free LDS.128. */
+template <int TCO, int MMA> __device__ __forceinline__ int direct_weight_slot(int c, int tap, int o, int ntaps, int piece)
 {
     if (!MMA) return (c * ntaps + tap) * TCO + o;
     const int r = o % 16, lane = (r % 8) * 4 + c % 4, reg = r / 8 + 2 * (c / 4);
-    return ((tap * (TCO / 16) + o / 16) * 32 + lane) * 4 + reg;
+    return (((tap * (TCO / 16) + o / 16) * direct_pieces(MMA) + piece) * 32 + lane) * 4 + reg;
 }
 
 /* The source offset (in one channel) of each element of a channel's halo tile, -1 where the
@@ -284,7 +294,7 @@ __device__ void direct_tile_table(const direct_params &P, const direct_taps &t, 
 /* Issues the copies of reduction channels [c0, c0 + cc) into one stage: the source halo
  * tile through the CTA's table, and the chunk's weights, already in stage order (and
  * TF32-rounded where asked) in the workspace, as 16-byte copies. */
-template <typename T, int NTHREADS, int TCO>
+template <typename T, int NTHREADS, int TCO, int PIECES>
 __device__ __forceinline__ void direct_stage(const direct_params &P, const direct_taps &t, const int *table,
                                              acc_t<T> *stage, const T *src_c0, int c0, const acc_t<T> *wchunk)
 {
@@ -302,12 +312,13 @@ __device__ __forceinline__ void direct_stage(const direct_params &P, const direc
     }
     A *sw = stage + direct_round4(P.cc * t.chan);
     constexpr int V = 16 / sizeof(A);
-    for (int e = threadIdx.x * V; e < P.cc * t.ntaps * TCO; e += NTHREADS * V) cp_async16(sw + e, wchunk + e);
+    for (int e = threadIdx.x * V; e < P.cc * t.ntaps * TCO * PIECES; e += NTHREADS * V) cp_async16(sw + e, wchunk + e);
 }
 
 /* The weights of one (group, channel tile, phase, chunk) as a stage holds them, written
  * once per call into the workspace (see direct_weights_offset): converted to the
- * arithmetic type and, in tf32 mode, rounded; and the tap table of each phase.
+ * arithmetic type and, in tf32 mode, rounded, or for 3xTF32 split into
+ * big = tf32(w) and small = tf32(w - big); and the tap table of each phase.
  * Grid: (phases, chunks, groups * co_tiles). */
 template <typename T, int MODE, int TCO, int TH, int MMA>
 __global__ void direct_prepare_weights(const direct_params P, acc_t<T> *prepared, direct_taps *taps)
@@ -327,7 +338,9 @@ __global__ void direct_prepare_weights(const direct_params P, acc_t<T> *prepared
         const int o = e % TCO, tap = e / TCO % t.ntaps, c = e / (TCO * t.ntaps);
         const bool ok = c0 + c < P.cr && obase + o < P.co;
         const acc_t<T> v = ok ? to_acc(weight[(int64_t)(c0 + c) * P.w_red + (int64_t)(obase + o) * P.w_out + t.tap_k[tap]]) : 0;
-        out[direct_weight_slot<TCO, MMA>(c, tap, o, t.ntaps)] = P.tf32 ? operand(v, true) : v;
+        const acc_t<T> big = P.tf32 || MMA == DIRECT_MMA_3XTF32 ? operand(v, true) : v;
+        out[direct_weight_slot<TCO, MMA>(c, tap, o, t.ntaps, 0)] = big;
+        if (MMA == DIRECT_MMA_3XTF32) out[direct_weight_slot<TCO, MMA>(c, tap, o, t.ntaps, 1)] = operand(v - big, true);
     }
 }
 
@@ -388,7 +401,7 @@ __device__ __forceinline__ void direct_block_tables(const direct_params &P, cons
  * flight.  One barrier per chunk: after it, chunk k is visible to every thread and every
  * thread is done with chunk k - 1, whose buffer the copies of chunk k + STAGES - 1 reuse.
  * Returns with copies drained but without a final barrier. */
-template <typename T, int NTHREADS, int TCO, typename Compute>
+template <typename T, int NTHREADS, int TCO, int PIECES, typename Compute>
 __device__ __forceinline__ void direct_mainloop(const direct_params &P, const direct_taps &t, const direct_block &b,
                                                 acc_t<T> *smem, Compute &compute)
 {
@@ -403,7 +416,7 @@ __device__ __forceinline__ void direct_mainloop(const direct_params &P, const di
     /* every step commits one (maybe empty) group, so that wait<S - 2> means "chunk k landed" */
     for (int k = 0; k < S - 1; ++k) {
         if (k < nchunks)
-            direct_stage<T, NTHREADS, TCO>(P, t, table, smem + k * P.stage, src + k * P.cc * src_plane, k * P.cc,
+            direct_stage<T, NTHREADS, TCO, PIECES>(P, t, table, smem + k * P.stage, src + k * P.cc * src_plane, k * P.cc,
                                            wts + (int64_t)k * P.wchunk);
         cp_async_commit();
     }
@@ -412,7 +425,7 @@ __device__ __forceinline__ void direct_mainloop(const direct_params &P, const di
         __syncthreads();
         const int next = k + S - 1;
         if (next < nchunks)
-            direct_stage<T, NTHREADS, TCO>(P, t, table, smem + next % S * P.stage, src + next * P.cc * src_plane,
+            direct_stage<T, NTHREADS, TCO, PIECES>(P, t, table, smem + next % S * P.stage, src + next * P.cc * src_plane,
                                            next * P.cc, wts + (int64_t)next * P.wchunk);
         cp_async_commit();
         A *cur = smem + k % S * P.stage;
@@ -491,7 +504,7 @@ direct_kernel(const direct_params P)
     for (int o = 0; o < RCO; ++o)
 #pragma unroll
         for (int j = 0; j < RPX; ++j) f.acc[o][j] = 0;
-    direct_mainloop<T, NWARPS * 32, TCO>(P, t, b, smem, f);
+    direct_mainloop<T, NWARPS * 32, TCO, 1>(P, t, b, smem, f);
     __syncthreads(); /* the epilogue reuses the stages */
 
     /* epilogue: each warp transposes its 8 rows x 32 pixels per channel through shared
@@ -524,21 +537,25 @@ direct_kernel(const direct_params P)
 }
 
 /* D += A * B on the tensor cores: A (16 x 8, o x c) from one LDS.128 of a pre-ordered
- * fragment, B (8 x 8, c x pixel) as two values, D (16 x 8) in four. */
-__device__ __forceinline__ void mma_tf32(float (&d)[4], const float4 &a, float b0, float b1)
+ * fragment, B (8 x 8, c x pixel) as two operand registers, D (16 x 8) in four. */
+__device__ __forceinline__ void mma_tf32(float (&d)[4], const float4 &a, uint32_t b0, uint32_t b1)
 {
     asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 "
                  "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
                  : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
                  : "r"(__float_as_uint(a.x)), "r"(__float_as_uint(a.y)), "r"(__float_as_uint(a.z)),
-                   "r"(__float_as_uint(a.w)), "r"(__float_as_uint(b0)), "r"(__float_as_uint(b1)));
+                   "r"(__float_as_uint(a.w)), "r"(b0), "r"(b1));
 }
 
 /* Tensor-core tiles: each of the 8 warps owns one row of 32 pixels and all 64 channels;
- * per tap, 4 fragment loads of weights and 8 of source values feed 16 mma.m16n8k8. */
-struct direct_mma {
-    enum { MT = 4, NT = DIRECT_TW / 8 };
+ * per tap, 4 fragment loads of weights (8 for 3xTF32) and 8 of source values feed 16
+ * mma.m16n8k8 (48 for 3xTF32).  3xTF32 sums a stage's products (8 channels x the taps) in
+ * the mma accumulators, then flushes them into float32 sums: the tensor cores chop each
+ * sum to the accumulator's ulp, and short runs keep that drift at float32 level. */
+template <int MMA> struct direct_mma {
+    enum { MT = 4, NT = DIRECT_TW / 8, SPLIT = MMA == DIRECT_MMA_3XTF32, PIECES = direct_pieces(MMA) };
     float acc[MT][NT][4];
+    float sum[MT][NT][4]; /* 3xTF32 only */
     const direct_taps *t;
     int lane, bofs;
     __device__ __forceinline__ void operator()(const float *src_stage, const float *w_stage)
@@ -547,27 +564,68 @@ struct direct_mma {
         const float *src = src_stage + bofs;
         for (int tap = 0; tap < t->ntaps; ++tap) {
             const float *b = src + t->tap_off[tap];
-            float b0[NT], b1[NT];
+            uint32_t big[NT][2], small[NT][2];
 #pragma unroll
-            for (int nt = 0; nt < NT; ++nt) {
-                b0[nt] = round_tf32(b[nt * 8]);
-                b1[nt] = round_tf32(b[4 * t->chan + nt * 8]);
-            }
+            for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+                for (int h = 0; h < 2; ++h) {
+                    const float v = b[h * 4 * t->chan + nt * 8];
+                    if constexpr (SPLIT) tf32_split(v, big[nt][h], small[nt][h]);
+                    else big[nt][h] = tf32_operand_bits(v);
+                }
 #pragma unroll
             for (int mt = 0; mt < MT; ++mt) {
-                const float4 a = wts[(tap * MT + mt) * 32];
+                const float4 *a = wts + (tap * MT + mt) * PIECES * 32;
+                const float4 a_big = a[0];
+                if constexpr (SPLIT) {
+                    const float4 a_small = a[32];
 #pragma unroll
-                for (int nt = 0; nt < NT; ++nt) mma_tf32(acc[mt][nt], a, b0[nt], b1[nt]);
+                    for (int nt = 0; nt < NT; ++nt) mma_tf32(acc[mt][nt], a_small, big[nt][0], big[nt][1]);
+#pragma unroll
+                    for (int nt = 0; nt < NT; ++nt) mma_tf32(acc[mt][nt], a_big, small[nt][0], small[nt][1]);
+                }
+#pragma unroll
+                for (int nt = 0; nt < NT; ++nt) mma_tf32(acc[mt][nt], a_big, big[nt][0], big[nt][1]);
             }
         }
+        if constexpr (SPLIT) {
+#pragma unroll
+            for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+                for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+                    for (int r = 0; r < 4; ++r) {
+                        sum[mt][nt][r] += acc[mt][nt][r];
+                        acc[mt][nt][r] = 0.f;
+                    }
+        }
+    }
+    __device__ __forceinline__ void clear()
+    {
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+            for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+                for (int r = 0; r < 4; ++r) {
+                    acc[mt][nt][r] = 0.f;
+                    if constexpr (SPLIT) sum[mt][nt][r] = 0.f;
+                }
+    }
+    __device__ __forceinline__ float result(int mt, int nt, int r) const
+    {
+        if constexpr (SPLIT) return sum[mt][nt][r];
+        else return acc[mt][nt][r];
     }
 };
 
-/* The engine on TF32 tensor cores (float32 data, tf32 mode): the same phases, planes,
- * halo tiles and pipeline, with stages of exactly 8 reduction channels (the k of one mma). */
-template <int MODE>
-__global__ void __launch_bounds__(256, 2) direct_mma_kernel(const direct_params P)
+/* The engine on TF32 tensor cores (float32 data; tf32 mode, or fp32 mode by 3xTF32): the
+ * same phases, planes, halo tiles and pipeline, with stages of exactly 8 reduction channels
+ * (the k of one mma).  3xTF32 holds twice the accumulators: one CTA per SM. */
+template <int MODE, int MMA>
+__global__ void __launch_bounds__(256, MMA == DIRECT_MMA_3XTF32 ? 1 : 2) direct_mma_kernel(const direct_params P)
 {
+    typedef direct_mma<MMA> F;
     constexpr int TCO = 64, TH = 8;
     extern __shared__ __align__(16) unsigned char direct_smem[];
     float *smem = (float *)direct_smem;
@@ -578,17 +636,12 @@ __global__ void __launch_bounds__(256, 2) direct_mma_kernel(const direct_params 
 
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const int lr = lane / 4, lc = lane % 4; /* fragment row and column of this lane */
-    direct_mma f;
+    F f;
     f.t = &t;
     f.lane = lane;
     f.bofs = lc * t.chan + warp * t.pitch + lr;
-#pragma unroll
-    for (int mt = 0; mt < direct_mma::MT; ++mt)
-#pragma unroll
-        for (int nt = 0; nt < direct_mma::NT; ++nt)
-#pragma unroll
-            for (int r = 0; r < 4; ++r) f.acc[mt][nt][r] = 0.f;
-    direct_mainloop<float, 256, TCO>(P, t, b, smem, f);
+    f.clear();
+    direct_mainloop<float, 256, TCO, F::PIECES>(P, t, b, smem, f);
 
     __syncthreads(); /* the epilogue reuses the stages */
 
@@ -596,12 +649,12 @@ __global__ void __launch_bounds__(256, 2) direct_mma_kernel(const direct_params 
      * store writes one channel's 32 consecutive pixels */
     float *stage = smem + warp * DIRECT_MMA_EPI;
 #pragma unroll
-    for (int mt = 0; mt < direct_mma::MT; ++mt)
+    for (int mt = 0; mt < F::MT; ++mt)
 #pragma unroll
-        for (int nt = 0; nt < direct_mma::NT; ++nt)
+        for (int nt = 0; nt < F::NT; ++nt)
 #pragma unroll
             for (int r = 0; r < 4; ++r)
-                stage[(mt * 16 + lr + 8 * (r / 2)) * 36 + nt * 8 + 2 * lc + r % 2] = f.acc[mt][nt][r];
+                stage[(mt * 16 + lr + 8 * (r / 2)) * 36 + nt * 8 + 2 * lc + r % 2] = f.result(mt, nt, r);
     __syncwarp();
     const int i = b.i0 + warp, j = b.j0 + lane;
     if (i >= b.count_h || j >= b.count_w) return;
@@ -622,11 +675,14 @@ __global__ void __launch_bounds__(256, 2) direct_mma_kernel(const direct_params 
 
 /* The tile configurations of the engine; a variant is one of them.  MMA tiles run
  * direct_mma_kernel (64 channels x 8 rows x 32 pixels, fixed). */
-template <int RCO, int WARPS_CO, int WARPS_PX, int MMA = 0> struct direct_tile {
+template <int RCO, int WARPS_CO, int WARPS_PX, int MMA = DIRECT_FMA> struct direct_tile {
     enum { rco = RCO, warps_co = WARPS_CO, warps_px = WARPS_PX, mma = MMA,
-           tco = RCO * WARPS_CO, th = 8 * WARPS_PX, nwarps = WARPS_CO * WARPS_PX };
+           tco = RCO * WARPS_CO, th = 8 * WARPS_PX, nwarps = WARPS_CO * WARPS_PX,
+           pieces = direct_pieces(MMA),
+           stage_bytes = MMA == DIRECT_MMA_3XTF32 ? DIRECT_SPLIT_STAGE_BYTES : DIRECT_STAGE_BYTES };
 };
-typedef direct_tile<8, 8, 1, 1> direct_mma_tile;
+typedef direct_tile<8, 8, 1, DIRECT_MMA_TF32> direct_tf32_tile;
+typedef direct_tile<8, 8, 1, DIRECT_MMA_3XTF32> direct_3xtf32_tile;
 
 /* The geometry of one pass as the engine sees it. */
 typedef struct direct_shape {
@@ -674,18 +730,18 @@ static int direct_shape_make(direct_shape *s, int mode, const tconv_problem *p, 
             if (ph.ntaps * pw.ntaps > DIRECT_MAX_TAPS) return 0;
             const int e = direct_chan_elems(&ph, &pw, Tile::th, Tile::mma);
             if (e > chan) chan = e;
-            if (ph.ntaps * pw.ntaps * Tile::tco > wts) wts = ph.ntaps * pw.ntaps * Tile::tco;
+            if (ph.ntaps * pw.ntaps * Tile::tco * Tile::pieces > wts) wts = ph.ntaps * pw.ntaps * Tile::tco * Tile::pieces;
         }
     }
     /* [c][source tile] then the weights, 16-byte aligned for vector loads; an mma stage
      * holds exactly the 8 channels of one k step */
     int cc = 8;
     while (!Tile::mma && cc > 1 &&
-           DIRECT_STAGES * (size_t)(direct_round4(cc * chan) + cc * wts) * elem > DIRECT_STAGE_BYTES)
+           DIRECT_STAGES * (size_t)(direct_round4(cc * chan) + cc * wts) * elem > Tile::stage_bytes)
         cc /= 2;
     P->cc = cc;
     P->stage = direct_round4(direct_round4(cc * chan) + cc * wts);
-    if (DIRECT_STAGES * (size_t)P->stage * elem > DIRECT_STAGE_BYTES) return 0;
+    if (DIRECT_STAGES * (size_t)P->stage * elem > Tile::stage_bytes) return 0;
     /* the stages (the tiles leave through a per-warp transpose in their place: 8 rows x 33
      * for FMA tiles, 64 channels x 36 for MMA tiles), then the tile table: one int per
      * element of a channel's tile */
@@ -715,7 +771,7 @@ template <int MODE, typename Tile> struct direct_launch {
         if constexpr (Tile::mma && !std::is_same<T, float>::value) {
             return cudaErrorInvalidValue;
         } else if constexpr (Tile::mma) {
-            return launch<T>(direct_mma_kernel<MODE>);
+            return launch<T>(direct_mma_kernel<MODE, Tile::mma>);
         } else if constexpr (sizeof(acc_t<T>) == 8 && Tile::rco * DIRECT_RPX > 32) {
             return cudaErrorInvalidValue;
         } else {
@@ -754,13 +810,14 @@ static inline size_t direct_elem(const tconv_config *config)
 
 /* can_implement of a variant: `min_co` keeps wide tiles away from few channels, where
  * most of their lanes would idle; wide FMA tiles hold too many float64 accumulators;
- * tensor-core tiles take float32 in tf32 mode only. */
+ * tensor-core tiles take float32 only, TF32 tiles in tf32 mode, 3xTF32 tiles in fp32 mode. */
 template <int MODE, typename Tile>
 static int direct_can_implement(const tconv_problem *p, const tconv_config *config, int min_co)
 {
     const int64_t co = (MODE == DIRECT_FORWARD ? p->c_out : p->c_in) / p->groups;
     if (co < min_co) return 0;
-    if (Tile::mma && (config->dtype != TCONV_FLOAT32 || config->precision != TCONV_PRECISION_TF32)) return 0;
+    if (Tile::mma && config->dtype != TCONV_FLOAT32) return 0;
+    if (Tile::mma && (config->precision == TCONV_PRECISION_TF32) != (Tile::mma == DIRECT_MMA_TF32)) return 0;
     if (config->dtype == TCONV_FLOAT64 && Tile::rco * DIRECT_RPX > 32) return 0;
     direct_shape s;
     return direct_shape_make<Tile>(&s, MODE, p, direct_elem(config));

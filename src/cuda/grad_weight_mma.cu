@@ -61,8 +61,9 @@
 #define GWM_THREADS 256 /* 8 warps: 2 (ci) x 4 (co) */
 #define GWM_X_FLOATS (GWM_CI * GWM_PX) /* x of one unit, raw or in fragment order */
 #define GWM_STAGE_FLOATS (GWM_X_FLOATS + GWM_KH * GWM_CO * GWM_GS)
-/* the stages, then two buffers of x in fragment order: 160,256 bytes */
-#define GWM_SMEM_BYTES ((GWM_STAGES * GWM_STAGE_FLOATS + 2 * GWM_X_FLOATS) * (int)sizeof(float))
+/* the stages, then two buffers of x in fragment order (each a big and a small piece for
+ * 3xTF32): 160,256 bytes, 193,024 for 3xTF32 */
+#define GWM_SMEM_BYTES(split) ((GWM_STAGES * GWM_STAGE_FLOATS + 2 * ((split) + 1) * GWM_X_FLOATS) * (int)sizeof(float))
 /* Slices: GWM_WAVES waves of the CTAs the GPU holds at once. */
 #define GWM_WAVES 2
 /* Workspace cap for the per-slice partial sums: 256 MiB. */
@@ -193,65 +194,75 @@ __device__ __forceinline__ void gwm_stage(const gwm_params &p, float *st, const 
 }
 
 /* This thread's raw x of a landed unit (its own copies: visible to it after its own
- * cp.async wait, no barrier needed), rounded to TF32 and stored in A-fragment order:
+ * cp.async wait, no barrier needed), rounded to TF32 (for 3xTF32 split into big =
+ * round_tf32(x) at xa and small = round_tf32(x - big) at xa + GWM_X_FLOATS) and stored in
+ * A-fragment order:
  * xa[((M*2 + u)*4 + j)*128 + lane*4 + r] is register r of lane (g, t)'s A fragment of tile
  * M, step u, k-step j: (row g, pixel 2j), (row g+8, 2j), (g, 2j+1), (g+8, 2j+1), pixels
  * counted from 32*u + 8*t.  So a warp loads a fragment with one LDS.128 of 512 contiguous
  * bytes, and the registers land in the order HMMA wants them (no moves).  The stores: a
  * quarter warp (one g pair, t = 0..3, one u) writes lanes 8i .. 8i+7, 128 contiguous bytes. */
-__device__ __forceinline__ void gwm_arrange(const float *raw, float *xa)
+template <bool SPLIT> __device__ __forceinline__ void gwm_arrange(const float *raw, float *xa)
 {
     const int T = threadIdx.x;
-    float v[2][8];
+    float v[2][8], w[2][8];
 #pragma unroll
     for (int h = 0; h < 2; ++h)
 #pragma unroll
         for (int q = 0; q < 2; ++q) {
             const float4 f = *(const float4 *)(raw + (2 * h + q) * 1024 + 4 * T);
-            v[h][4 * q] = round_tf32(f.x);
-            v[h][4 * q + 1] = round_tf32(f.y);
-            v[h][4 * q + 2] = round_tf32(f.z);
-            v[h][4 * q + 3] = round_tf32(f.w);
+            const float e[4] = {f.x, f.y, f.z, f.w};
+#pragma unroll
+            for (int i = 0; i < 4; ++i) {
+                v[h][4 * q + i] = round_tf32(e[i]);
+                if (SPLIT) w[h][4 * q + i] = round_tf32(e[i] - v[h][4 * q + i]);
+            }
         }
     float *dst = xa + ((T / 64 * 2 + T % 64 / 32) * 4) * 128 + T % 32 * 4;
 #pragma unroll
-    for (int j = 0; j < 4; ++j)
+    for (int j = 0; j < 4; ++j) {
         *(float4 *)(dst + j * 128) = make_float4(v[0][2 * j], v[1][2 * j], v[0][2 * j + 1], v[1][2 * j + 1]);
+        if (SPLIT)
+            *(float4 *)(dst + GWM_X_FLOATS + j * 128) = make_float4(w[0][2 * j], w[1][2 * j], w[0][2 * j + 1], w[1][2 * j + 1]);
+    }
 }
 
 /* D = A * B + C on the tensor cores, C = D (acc) or zero (first k-step of a unit). */
-__device__ __forceinline__ void gwm_mma(float (&d)[4], const float4 &a, float b0, float b1, bool zero)
+__device__ __forceinline__ void gwm_mma(float (&d)[4], const float4 &a, uint32_t b0, uint32_t b1, bool zero)
 {
     if (zero)
         asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 "
                      "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%10,%10,%10,%10};\n"
                      : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
                      : "r"(__float_as_uint(a.x)), "r"(__float_as_uint(a.y)), "r"(__float_as_uint(a.z)),
-                       "r"(__float_as_uint(a.w)), "r"(__float_as_uint(b0)), "r"(__float_as_uint(b1)), "f"(0.f));
+                       "r"(__float_as_uint(a.w)), "r"(b0), "r"(b1), "f"(0.f));
     else
         asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 "
                      "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
                      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
                      : "r"(__float_as_uint(a.x)), "r"(__float_as_uint(a.y)), "r"(__float_as_uint(a.z)),
-                       "r"(__float_as_uint(a.w)), "r"(__float_as_uint(b0)), "r"(__float_as_uint(b1)));
+                       "r"(__float_as_uint(a.w)), "r"(b0), "r"(b1));
 }
 
-/* 4 floats from shared memory (16-byte aligned), rounded to TF32, into v[0..3]. */
-__device__ __forceinline__ void gwm_load4(float *v, const float *s)
+/* 4 floats from shared memory (16-byte aligned) as TF32 mma operands rounded to nearest
+ * into big[0..3]; for 3xTF32 split into big and small pieces. */
+template <bool SPLIT> __device__ __forceinline__ void gwm_load4(uint32_t *big, uint32_t *small, const float *s)
 {
     const float4 q = *(const float4 *)s;
-    v[0] = round_tf32(q.x);
-    v[1] = round_tf32(q.y);
-    v[2] = round_tf32(q.z);
-    v[3] = round_tf32(q.w);
+    const float e[4] = {q.x, q.y, q.z, q.w};
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+        if (SPLIT) tf32_split(e[i], big[i], small[i]);
+        else big[i] = tf32_operand_bits(e[i]);
+    }
 }
 
 /* Grid: x = tile (group, ci tile, co tile, kh group), fastest the kh group and co tile, so
  * the CTAs that read the same x rows run side by side (L2 hits); y = slice.
  * DW: dilation_w (1 or 2), compile-time so that the window indices are registers;
- * V: the cp.async width in floats. */
-template <int DW, int V>
-__global__ void __launch_bounds__(GWM_THREADS, 1) grad_weight_mma_kernel(const gwm_params p)
+ * V: the cp.async width in floats; SPLIT: 3xTF32 (fp32 mode), three mma per product
+ * (small x * big grad_y, big x * small grad_y, big * big) into the same accumulators. */
+template <int DW, int V, bool SPLIT> __device__ __forceinline__ void grad_weight_mma_body(const gwm_params &p)
 {
     constexpr int NQ = 3; /* LDS.128 per window of 8 + 2*DW <= 12 floats */
     extern __shared__ __align__(16) float gwm_smem[];
@@ -298,8 +309,8 @@ __global__ void __launch_bounds__(GWM_THREADS, 1) grad_weight_mma_kernel(const g
         gwm_wait<GWM_STAGES - 2>();
         const float *st = gwm_smem + k % GWM_STAGES * GWM_STAGE_FLOATS;
         /* x buffer k % 2 was last read for unit k - 2, before the previous barrier */
-        float *xa = xa_buf + k % 2 * GWM_X_FLOATS;
-        gwm_arrange(st, xa);
+        float *xa = xa_buf + k % 2 * (SPLIT + 1) * GWM_X_FLOATS;
+        gwm_arrange<SPLIT>(st, xa);
         /* unit k is visible to all; every warp is done with unit k - 1, whose stage the
          * copies of unit k + STAGES - 1 reuse */
         __syncthreads();
@@ -313,26 +324,38 @@ __global__ void __launch_bounds__(GWM_THREADS, 1) grad_weight_mma_kernel(const g
         const float *gs = st + GWM_X_FLOATS + (8 * wc + g) * GWM_GS + 8 * t;
 #pragma unroll
         for (int u = 0; u < GWM_PX / 32; ++u) {
-            /* a[m][j]: the A fragment of ci tile 2*wm + m, step u, k-step j */
-            float4 a[2][4];
+            /* a[m][j]: the A fragment of ci tile 2*wm + m, step u, k-step j (as[m][j]: its
+             * small piece, 3xTF32) */
+            float4 a[2][4], as[2][4];
 #pragma unroll
             for (int m = 0; m < 2; ++m)
 #pragma unroll
-                for (int j = 0; j < 4; ++j) a[m][j] = xf[((m * 2 + u) * 4 + j) * 32];
+                for (int j = 0; j < 4; ++j) {
+                    a[m][j] = xf[((m * 2 + u) * 4 + j) * 32];
+                    if (SPLIT) as[m][j] = xf[GWM_X_FLOATS / 4 + ((m * 2 + u) * 4 + j) * 32];
+                }
 #pragma unroll
             for (int kh = 0; kh < GWM_KH; ++kh) {
-                /* w[e]: grad_y of co row g, tap row kh, staged column 32*u + 8*t + e */
-                float w[4 * NQ];
+                /* w[e]: grad_y of co row g, tap row kh, staged column 32*u + 8*t + e (ws: small) */
+                uint32_t w[4 * NQ], ws[4 * NQ];
 #pragma unroll
-                for (int q = 0; q < NQ; ++q) gwm_load4(&w[4 * q], gs + kh * GWM_CO * GWM_GS + 32 * u + 4 * q);
+                for (int q = 0; q < NQ; ++q)
+                    gwm_load4<SPLIT>(&w[4 * q], &ws[4 * q], gs + kh * GWM_CO * GWM_GS + 32 * u + 4 * q);
 #pragma unroll
                 for (int kw = 0; kw < GWM_KW; ++kw)
 #pragma unroll
                     for (int j = 0; j < 4; ++j)
 #pragma unroll
-                        for (int m = 0; m < 2; ++m)
-                            gwm_mma(acc[m][kh * GWM_KW + kw], a[m][j], w[2 * j + kw * DW], w[2 * j + 1 + kw * DW],
-                                    u == 0 && j == 0);
+                        for (int m = 0; m < 2; ++m) {
+                            float(&d)[4] = acc[m][kh * GWM_KW + kw];
+                            const int e0 = 2 * j + kw * DW, e1 = e0 + 1;
+                            const bool first = u == 0 && j == 0;
+                            if (SPLIT) {
+                                gwm_mma(d, as[m][j], w[e0], w[e1], first);
+                                gwm_mma(d, a[m][j], ws[e0], ws[e1], false);
+                            }
+                            gwm_mma(d, a[m][j], w[e0], w[e1], first && !SPLIT);
+                        }
             }
         }
 #pragma unroll
@@ -362,6 +385,17 @@ __global__ void __launch_bounds__(GWM_THREADS, 1) grad_weight_mma_kernel(const g
         }
 }
 
+/* 3xTF32 needs more shared memory per CTA than sm_80 has (the plan declines there) and
+ * spills when compiled for it: its body exists for sm_90 and newer only. */
+template <int DW, int V, bool SPLIT>
+__global__ void __launch_bounds__(GWM_THREADS, 1) grad_weight_mma_kernel(const gwm_params p)
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 900
+    if constexpr (SPLIT) return;
+#endif
+    grad_weight_mma_body<DW, V, SPLIT>(p);
+}
+
 /* grad_weight[i] = sum over slices s, in order, of partial[s][i], in double.
  * partial is (slices, weight_elems), grad_weight is (C_in, Cog, kH, kW). */
 __global__ void grad_weight_mma_reduce(const float *partial, float *grad_weight, int slices, int64_t weight_elems)
@@ -376,18 +410,19 @@ __global__ void grad_weight_mma_reduce(const float *partial, float *grad_weight,
 
 /* ---- host side: one plan, used by can_implement, workspace_size and launch ---- */
 
-template <int DW> static void (*gwm_kernel_dw(int v))(const gwm_params)
+/* 3xTF32 copies 2-float vectors one at a time: with V = 2 its kernel spilled (every
+ * copy width is valid where a wider one is). */
+template <int DW, bool SPLIT> static void (*gwm_kernel_dw(int v))(const gwm_params)
 {
-    switch (v) {
-    case 4: return grad_weight_mma_kernel<DW, 4>;
-    case 2: return grad_weight_mma_kernel<DW, 2>;
-    default: return grad_weight_mma_kernel<DW, 1>;
-    }
+    if (v == 4) return grad_weight_mma_kernel<DW, 4, SPLIT>;
+    if constexpr (!SPLIT)
+        if (v == 2) return grad_weight_mma_kernel<DW, 2, SPLIT>;
+    return grad_weight_mma_kernel<DW, 1, SPLIT>;
 }
 
-static void (*gwm_kernel(int dilation_w, int v))(const gwm_params)
+template <bool SPLIT> static void (*gwm_kernel(int dilation_w, int v))(const gwm_params)
 {
-    return dilation_w == 1 ? gwm_kernel_dw<1>(v) : gwm_kernel_dw<2>(v);
+    return dilation_w == 1 ? gwm_kernel_dw<1, SPLIT>(v) : gwm_kernel_dw<2, SPLIT>(v);
 }
 
 /* The widest cp.async (in floats) that keeps every vector of every row aligned and either
@@ -400,10 +435,11 @@ static int gwm_width(const tconv_problem *p)
     return 1;
 }
 
-/* Fills *q (all but the pointers), or returns 0 when this variant cannot run the problem. */
-static int gwm_make_plan(const tconv_problem *p, const tconv_config *config, gwm_params *q)
+/* Fills *q (all but the pointers), or returns 0 when this variant cannot run the problem:
+ * float32 only, TF32 in tf32 mode, 3xTF32 (SPLIT) in fp32 mode. */
+template <bool SPLIT> static int gwm_make_plan(const tconv_problem *p, const tconv_config *config, gwm_params *q)
 {
-    if (config->dtype != TCONV_FLOAT32 || config->precision != TCONV_PRECISION_TF32) return 0;
+    if (config->dtype != TCONV_FLOAT32 || (config->precision == TCONV_PRECISION_TF32) == SPLIT) return 0;
     if (p->stride_h != 1 || p->stride_w != 1 || p->kernel_w > GWM_KW || p->dilation_w > 2) return 0;
     /* rows and columns are computed in int: ih - padding_h + kh*dilation_h, and a unit's
      * columns up to GWM_PX + 8 past the input (checked in double against overflow) */
@@ -417,13 +453,13 @@ static int gwm_make_plan(const tconv_problem *p, const tconv_config *config, gwm
     if (tiles > INT32_MAX) return 0;
 
     int dev = 0, smem_max = 0, sms = 0, per_sm = 0;
-    void (*kernel)(const gwm_params) = gwm_kernel((int)p->dilation_w, gwm_width(p));
+    void (*kernel)(const gwm_params) = gwm_kernel<SPLIT>((int)p->dilation_w, gwm_width(p));
     if (cudaGetDevice(&dev) != cudaSuccess ||
         cudaDeviceGetAttribute(&smem_max, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess ||
-        smem_max < GWM_SMEM_BYTES ||
+        smem_max < GWM_SMEM_BYTES(SPLIT) ||
         cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess ||
-        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, GWM_SMEM_BYTES) != cudaSuccess ||
-        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, GWM_THREADS, GWM_SMEM_BYTES) != cudaSuccess ||
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, GWM_SMEM_BYTES(SPLIT)) != cudaSuccess ||
+        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, GWM_THREADS, GWM_SMEM_BYTES(SPLIT)) != cudaSuccess ||
         per_sm < 1)
         return 0;
 
@@ -457,30 +493,30 @@ static int gwm_make_plan(const tconv_problem *p, const tconv_config *config, gwm
     return 1;
 }
 
-static int gwm_can_implement(const tconv_problem *p, const tconv_config *config)
+template <bool SPLIT> static int gwm_can_implement(const tconv_problem *p, const tconv_config *config)
 {
     gwm_params q;
-    return gwm_make_plan(p, config, &q);
+    return gwm_make_plan<SPLIT>(p, config, &q);
 }
 
 /* The partial sums of every slice; nothing else. */
-static size_t gwm_workspace_size(const tconv_problem *p, const tconv_config *config)
+template <bool SPLIT> static size_t gwm_workspace_size(const tconv_problem *p, const tconv_config *config)
 {
     gwm_params q;
-    if (!gwm_make_plan(p, config, &q)) return 0;
+    if (!gwm_make_plan<SPLIT>(p, config, &q)) return 0;
     return ((size_t)q.slices * (size_t)q.weight_elems * sizeof(float) + 255) / 256 * 256;
 }
 
-static cudaError_t gwm_launch(const tconv_args *a)
+template <bool SPLIT> static cudaError_t gwm_launch(const tconv_args *a)
 {
     gwm_params q;
-    if (!gwm_make_plan(a->p, a->config, &q)) return cudaErrorInvalidValue;
+    if (!gwm_make_plan<SPLIT>(a->p, a->config, &q)) return cudaErrorInvalidValue;
     q.x = (const float *)a->x;
     q.grad_y = (const float *)a->grad_y;
     q.partial = (float *)a->workspace;
     /* gwm_make_plan set the kernel's shared-memory limit */
     const dim3 grid((unsigned)((int64_t)a->p->groups * q.ci_tiles * q.co_tiles * q.kh_groups), (unsigned)q.slices);
-    gwm_kernel((int)a->p->dilation_w, gwm_width(a->p))<<<grid, GWM_THREADS, GWM_SMEM_BYTES, a->stream>>>(q);
+    gwm_kernel<SPLIT>((int)a->p->dilation_w, gwm_width(a->p))<<<grid, GWM_THREADS, GWM_SMEM_BYTES(SPLIT), a->stream>>>(q);
     cudaError_t err = cudaGetLastError();
     if (err != cudaSuccess) return err;
     const int64_t blocks = (q.weight_elems + 255) / 256;
@@ -490,5 +526,10 @@ static cudaError_t gwm_launch(const tconv_args *a)
 }
 
 const tconv_variant tconv_variant_grad_weight_mma_64x32 = {
-    "grad_weight_mma_64x32", TCONV_PASS_GRAD_WEIGHT, gwm_can_implement, gwm_workspace_size, gwm_launch,
+    "grad_weight_mma_64x32", TCONV_PASS_GRAD_WEIGHT, gwm_can_implement<false>, gwm_workspace_size<false>,
+    gwm_launch<false>,
+};
+const tconv_variant tconv_variant_grad_weight_mma_3xtf32_64x32 = {
+    "grad_weight_mma_3xtf32_64x32", TCONV_PASS_GRAD_WEIGHT, gwm_can_implement<true>, gwm_workspace_size<true>,
+    gwm_launch<true>,
 };

@@ -183,6 +183,33 @@ def test_tf32_forward_matches_cudnn_tf32(gen):
         f"max |difference| {(ours - theirs).abs().max().item():.3g}"
 
 
+@pytest.mark.parametrize("scale", [1.0, 1e4, 1e-4])
+def test_fp32_mode_within_4x_cudnn_fp32(gen, scale):
+    """SPEC's fp32 contract on seed-like data (x uniform in [0, 1), weights as PyTorch draws
+    them, grad_y normal), also scaled by 1e4 and 1e-4: for forward, grad-input and
+    grad-weight, the max |error| against float64 of the dispatcher's choice in fp32 mode is
+    at most 4x cuDNN-FP32's on the same data."""
+    x = (torch.rand(2, 64, 96, 128, generator=gen) * scale).cuda()
+    weight = ((torch.rand(64, 64, 3, 3, generator=gen) * 2 - 1) / 24 * scale).cuda()
+    grad_y = (torch.randn(2, 64, 98, 130, generator=gen) * scale).cuda()
+    p = make(2, 64, 64, (96, 128), 3, bias=False)
+    theirs = torch_passes(p, x, weight, None, grad_y, grad_y)
+    with torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
+        xd, wd = x.double().requires_grad_(), weight.double().requires_grad_()
+        yd = F.conv_transpose2d(xd, wd)
+        gxd, gwd = torch.autograd.grad(yd, (xd, wd), grad_y.double())
+    reference = dict(forward=yd.detach(), grad_input=gxd, grad_weight=gwd)
+    failures = []
+    for pass_, r in reference.items():
+        ours = run_pass(pass_, p, x, weight, None, grad_y, "fp32")
+        error, bound = max_error(ours, r), 4 * max_error(theirs[pass_], r)
+        if not error <= bound:
+            chosen = ops.algorithm(pass_, x.shape, weight.shape, *geometry(p), x.dtype, "fp32")
+            failures.append(f"{pass_} ({chosen}): max |error| {error:.3g} > 4 x cuDNN-FP32's "
+                            f"{bound / 4:.3g}")
+    assert not failures, "\n".join(failures)
+
+
 @pytest.mark.large
 def test_forward_over_2_31_elements(gen):
     """float16 x and y of 2^31 + 131072 elements (1x1 kernel, one channel): every element
