@@ -32,8 +32,10 @@
  * one (plane, row offset) with consecutive column offsets form a group: the thread loads the
  * RPX + nt - 1 source values of a group once into registers and reuses them for all nt taps
  * (for a 3x3 kernel: 10 loads and 6 vector weight loads feed 192 FMAs).
- * MMA tiles (float32, tf32 mode): each warp owns a row of 32 pixels and all 64 channels, and
- * every tap is one mma.m16n8k8 step over the 8 channels of a stage.
+ * MMA tiles (float32): each warp owns a row of 32 pixels and all 64 channels, and every tap
+ * is one mma.m16n8k8 step over the 8 channels of a stage: TF32 in tf32 mode, 3xTF32 (three
+ * products of big and small TF32 pieces, flushed into float32 sums after every stage) in
+ * fp32 mode.
  * Both leave through a per-warp shared-memory transpose, so that every store writes whole rows.
  */
 #ifndef TCONV_CUDA_DIRECT_CUH
@@ -552,41 +554,54 @@ __device__ __forceinline__ void mma_tf32(float (&d)[4], const float4 &a, uint32_
  * mma.m16n8k8 (48 for 3xTF32).  3xTF32 sums a stage's products (8 channels x the taps) in
  * the mma accumulators, then flushes them into float32 sums: the tensor cores chop each
  * sum to the accumulator's ulp, and short runs keep that drift at float32 level. */
-template <int MMA> struct direct_mma {
+template <int MMA, int TAPS> struct direct_mma {
     enum { MT = 4, NT = DIRECT_TW / 8, SPLIT = MMA == DIRECT_MMA_3XTF32, PIECES = direct_pieces(MMA) };
     float acc[MT][NT][4];
     float sum[MT][NT][4]; /* 3xTF32 only */
     const direct_taps *t;
     int lane, bofs;
+    /* The mma of one tap; `off` is the tap's offset in a channel's source tile. */
+    __device__ __forceinline__ void tap_step(const float *src, const float4 *wts, int tap, int off)
+    {
+        const float *b = src + off;
+        uint32_t big[NT][2], small[NT][2];
+#pragma unroll
+        for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
+                const float v = b[h * 4 * t->chan + nt * 8];
+                if constexpr (SPLIT) tf32_split(v, big[nt][h], small[nt][h]);
+                else big[nt][h] = tf32_operand_bits(v);
+            }
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt) {
+            const float4 *a = wts + (tap * MT + mt) * PIECES * 32;
+            const float4 a_big = a[0];
+            if constexpr (SPLIT) {
+                const float4 a_small = a[32];
+#pragma unroll
+                for (int nt = 0; nt < NT; ++nt) mma_tf32(acc[mt][nt], a_small, big[nt][0], big[nt][1]);
+#pragma unroll
+                for (int nt = 0; nt < NT; ++nt) mma_tf32(acc[mt][nt], a_big, small[nt][0], small[nt][1]);
+            }
+#pragma unroll
+            for (int nt = 0; nt < NT; ++nt) mma_tf32(acc[mt][nt], a_big, big[nt][0], big[nt][1]);
+        }
+    }
+    /* TAPS > 0: every phase has exactly TAPS taps, and the loop is unrolled so that the
+     * loads of later taps can go ahead of the mma of earlier ones. */
     __device__ __forceinline__ void operator()(const float *src_stage, const float *w_stage)
     {
         const float4 *wts = (const float4 *)w_stage + lane;
         const float *src = src_stage + bofs;
-        for (int tap = 0; tap < t->ntaps; ++tap) {
-            const float *b = src + t->tap_off[tap];
-            uint32_t big[NT][2], small[NT][2];
+        if constexpr (TAPS > 0) {
+            int off[TAPS];
 #pragma unroll
-            for (int nt = 0; nt < NT; ++nt)
+            for (int tap = 0; tap < TAPS; ++tap) off[tap] = t->tap_off[tap];
 #pragma unroll
-                for (int h = 0; h < 2; ++h) {
-                    const float v = b[h * 4 * t->chan + nt * 8];
-                    if constexpr (SPLIT) tf32_split(v, big[nt][h], small[nt][h]);
-                    else big[nt][h] = tf32_operand_bits(v);
-                }
-#pragma unroll
-            for (int mt = 0; mt < MT; ++mt) {
-                const float4 *a = wts + (tap * MT + mt) * PIECES * 32;
-                const float4 a_big = a[0];
-                if constexpr (SPLIT) {
-                    const float4 a_small = a[32];
-#pragma unroll
-                    for (int nt = 0; nt < NT; ++nt) mma_tf32(acc[mt][nt], a_small, big[nt][0], big[nt][1]);
-#pragma unroll
-                    for (int nt = 0; nt < NT; ++nt) mma_tf32(acc[mt][nt], a_big, small[nt][0], small[nt][1]);
-                }
-#pragma unroll
-                for (int nt = 0; nt < NT; ++nt) mma_tf32(acc[mt][nt], a_big, big[nt][0], big[nt][1]);
-            }
+            for (int tap = 0; tap < TAPS; ++tap) tap_step(src, wts, tap, off[tap]);
+        } else {
+            for (int tap = 0; tap < t->ntaps; ++tap) tap_step(src, wts, tap, t->tap_off[tap]);
         }
         if constexpr (SPLIT) {
 #pragma unroll
@@ -622,10 +637,10 @@ template <int MMA> struct direct_mma {
 /* The engine on TF32 tensor cores (float32 data; tf32 mode, or fp32 mode by 3xTF32): the
  * same phases, planes, halo tiles and pipeline, with stages of exactly 8 reduction channels
  * (the k of one mma).  3xTF32 holds twice the accumulators: one CTA per SM. */
-template <int MODE, int MMA>
+template <int MODE, int MMA, int TAPS>
 __global__ void __launch_bounds__(256, MMA == DIRECT_MMA_3XTF32 ? 1 : 2) direct_mma_kernel(const direct_params P)
 {
-    typedef direct_mma<MMA> F;
+    typedef direct_mma<MMA, TAPS> F;
     constexpr int TCO = 64, TH = 8;
     extern __shared__ __align__(16) unsigned char direct_smem[];
     float *smem = (float *)direct_smem;
@@ -676,10 +691,10 @@ __global__ void __launch_bounds__(256, MMA == DIRECT_MMA_3XTF32 ? 1 : 2) direct_
 /* The tile configurations of the engine; a variant is one of them.  MMA tiles run
  * direct_mma_kernel (64 channels x 8 rows x 32 pixels, fixed). */
 template <int RCO, int WARPS_CO, int WARPS_PX, int MMA = DIRECT_FMA> struct direct_tile {
-    enum { rco = RCO, warps_co = WARPS_CO, warps_px = WARPS_PX, mma = MMA,
-           tco = RCO * WARPS_CO, th = 8 * WARPS_PX, nwarps = WARPS_CO * WARPS_PX,
-           pieces = direct_pieces(MMA),
-           stage_bytes = MMA == DIRECT_MMA_3XTF32 ? DIRECT_SPLIT_STAGE_BYTES : DIRECT_STAGE_BYTES };
+    static constexpr int rco = RCO, warps_co = WARPS_CO, warps_px = WARPS_PX, tco = RCO * WARPS_CO,
+                         th = 8 * WARPS_PX, nwarps = WARPS_CO * WARPS_PX, pieces = direct_pieces(MMA),
+                         stage_bytes = MMA == DIRECT_MMA_3XTF32 ? DIRECT_SPLIT_STAGE_BYTES : DIRECT_STAGE_BYTES;
+    static constexpr int mma = MMA;
 };
 typedef direct_tile<8, 8, 1, DIRECT_MMA_TF32> direct_tf32_tile;
 typedef direct_tile<8, 8, 1, DIRECT_MMA_3XTF32> direct_3xtf32_tile;
@@ -690,6 +705,7 @@ typedef struct direct_shape {
     size_t smem_bytes;
     size_t taps_bytes;      /* the tap tables at the start of the workspace */
     size_t workspace_bytes; /* then the prepared weights */
+    int taps;               /* the taps of every phase where all phases have as many, else 0 */
 } direct_shape;
 
 /* Fills s for tile Tile and arithmetic elements of `elem` bytes.  Returns 1 when the
@@ -721,6 +737,7 @@ static int direct_shape_make(direct_shape *s, int mode, const tconv_problem *p, 
 
     /* the largest stage over all phases decides the shared memory */
     int chan = 0, wts = 0, max_count_h = 0, max_count_w = 0;
+    s->taps = -1;
     for (int rh = 0; rh < P->phases_h; ++rh) {
         const direct_axis_plan ph = direct_plan_axis(&ah, mode, rh);
         if (ph.count > max_count_h) max_count_h = ph.count;
@@ -728,6 +745,7 @@ static int direct_shape_make(direct_shape *s, int mode, const tconv_problem *p, 
             const direct_axis_plan pw = direct_plan_axis(&aw, mode, rw);
             if (pw.count > max_count_w) max_count_w = pw.count;
             if (ph.ntaps * pw.ntaps > DIRECT_MAX_TAPS) return 0;
+            s->taps = s->taps < 0 || s->taps == ph.ntaps * pw.ntaps ? ph.ntaps * pw.ntaps : 0;
             const int e = direct_chan_elems(&ph, &pw, Tile::th, Tile::mma);
             if (e > chan) chan = e;
             if (ph.ntaps * pw.ntaps * Tile::tco * Tile::pieces > wts) wts = ph.ntaps * pw.ntaps * Tile::tco * Tile::pieces;
@@ -767,21 +785,22 @@ template <int MODE, typename Tile> struct direct_launch {
     const tconv_args *a;
     template <typename T> cudaError_t operator()() const
     {
-        /* combinations direct_can_implement refuses are not even instantiated */
-        if constexpr (Tile::mma && !std::is_same<T, float>::value) {
+        direct_shape s;
+        if (!direct_shape_make<Tile>(&s, MODE, a->p, sizeof(acc_t<T>))) return cudaErrorInvalidValue;
+        /* combinations direct_can_implement refuses are not even instantiated; the MMA
+         * kernel has a fully unrolled form for the common 9 taps per phase (3x3, stride 1) */
+        if constexpr (Tile::mma != DIRECT_FMA && !std::is_same<T, float>::value) {
             return cudaErrorInvalidValue;
-        } else if constexpr (Tile::mma) {
-            return launch<T>(direct_mma_kernel<MODE, Tile::mma>);
+        } else if constexpr (Tile::mma != DIRECT_FMA) {
+            return launch<T>(s, s.taps == 9 ? direct_mma_kernel<MODE, Tile::mma, 9> : direct_mma_kernel<MODE, Tile::mma, 0>);
         } else if constexpr (sizeof(acc_t<T>) == 8 && Tile::rco * DIRECT_RPX > 32) {
             return cudaErrorInvalidValue;
         } else {
-            return launch<T>(direct_kernel<T, MODE, Tile::rco, Tile::warps_co, Tile::warps_px>);
+            return launch<T>(s, direct_kernel<T, MODE, Tile::rco, Tile::warps_co, Tile::warps_px>);
         }
     }
-    template <typename T> cudaError_t launch(void (*kernel)(const direct_params)) const
+    template <typename T> cudaError_t launch(direct_shape &s, void (*kernel)(const direct_params)) const
     {
-        direct_shape s;
-        if (!direct_shape_make<Tile>(&s, MODE, a->p, sizeof(acc_t<T>))) return cudaErrorInvalidValue;
         const int fwd = MODE == DIRECT_FORWARD;
         s.P.src = fwd ? a->x : a->grad_y;
         s.P.weight = a->weight;
@@ -816,8 +835,8 @@ static int direct_can_implement(const tconv_problem *p, const tconv_config *conf
 {
     const int64_t co = (MODE == DIRECT_FORWARD ? p->c_out : p->c_in) / p->groups;
     if (co < min_co) return 0;
-    if (Tile::mma && config->dtype != TCONV_FLOAT32) return 0;
-    if (Tile::mma && (config->precision == TCONV_PRECISION_TF32) != (Tile::mma == DIRECT_MMA_TF32)) return 0;
+    if (Tile::mma != DIRECT_FMA && config->dtype != TCONV_FLOAT32) return 0;
+    if (Tile::mma != DIRECT_FMA && (config->precision == TCONV_PRECISION_TF32) != (Tile::mma == DIRECT_MMA_TF32)) return 0;
     if (config->dtype == TCONV_FLOAT64 && Tile::rco * DIRECT_RPX > 32) return 0;
     direct_shape s;
     return direct_shape_make<Tile>(&s, MODE, p, direct_elem(config));
