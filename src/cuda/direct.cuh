@@ -589,17 +589,14 @@ template <int MMA, int TAPS> struct direct_mma {
         }
     }
     /* TAPS > 0: every phase has exactly TAPS taps, and the loop is unrolled so that the
-     * loads of later taps can go ahead of the mma of earlier ones. */
+     * loads of later taps (offsets and values) can go ahead of the mma of earlier ones. */
     __device__ __forceinline__ void operator()(const float *src_stage, const float *w_stage)
     {
         const float4 *wts = (const float4 *)w_stage + lane;
         const float *src = src_stage + bofs;
         if constexpr (TAPS > 0) {
-            int off[TAPS];
 #pragma unroll
-            for (int tap = 0; tap < TAPS; ++tap) off[tap] = t->tap_off[tap];
-#pragma unroll
-            for (int tap = 0; tap < TAPS; ++tap) tap_step(src, wts, tap, off[tap]);
+            for (int tap = 0; tap < TAPS; ++tap) tap_step(src, wts, tap, t->tap_off[tap]);
         } else {
             for (int tap = 0; tap < t->ntaps; ++tap) tap_step(src, wts, tap, t->tap_off[tap]);
         }
@@ -788,11 +785,14 @@ template <int MODE, typename Tile> struct direct_launch {
         direct_shape s;
         if (!direct_shape_make<Tile>(&s, MODE, a->p, sizeof(acc_t<T>))) return cudaErrorInvalidValue;
         /* combinations direct_can_implement refuses are not even instantiated; the MMA
-         * kernel has a fully unrolled form for the common 9 taps per phase (3x3, stride 1) */
+         * kernel has a fully unrolled form for the common 9 taps per phase (3x3, stride 1)
+         * where it compiles without spills */
         if constexpr (Tile::mma != DIRECT_FMA && !std::is_same<T, float>::value) {
             return cudaErrorInvalidValue;
         } else if constexpr (Tile::mma != DIRECT_FMA) {
-            return launch<T>(s, s.taps == 9 ? direct_mma_kernel<MODE, Tile::mma, 9> : direct_mma_kernel<MODE, Tile::mma, 0>);
+            /* the TF32 grad-input kernel spills when unrolled (128 registers for 2 CTAs/SM) */
+            constexpr int taps = Tile::mma == DIRECT_MMA_3XTF32 || MODE == DIRECT_FORWARD ? 9 : 0;
+            return launch<T>(s, s.taps == taps ? direct_mma_kernel<MODE, Tile::mma, taps> : direct_mma_kernel<MODE, Tile::mma, 0>);
         } else if constexpr (sizeof(acc_t<T>) == 8 && Tile::rco * DIRECT_RPX > 32) {
             return cudaErrorInvalidValue;
         } else {
