@@ -1,6 +1,7 @@
 /*
  * grad_weight_mma.cu - grad_weight as a deterministic split-K implicit GEMM on TF32 tensor
- * cores (mma.sync m16n8k8), variant "grad_weight_mma_64x32".
+ * cores (mma.sync m16n8k8), variants "grad_weight_mma_64x32" (tf32 mode) and
+ * "grad_weight_mma_3xtf32_64x32" (fp32 mode, 3xTF32).
  *
  *   grad_weight[g*Cig + ci, co, kh, kw] = sum over n, ih, iw of x[n, g*Cig + ci, ih, iw]
  *       * grad_y[n, g*Cog + co, ih - padding_h + kh*dilation_h, iw - padding_w + kw*dilation_w]
@@ -36,10 +37,11 @@
  * banks off row g: the 8 lanes cover 8 disjoint bank quads, one wavefront each.  The A
  * fragments and the raw x slots are 512 contiguous bytes per warp access.
  *
- * Precision: float32 in tf32 mode only.  Both operands are rounded to nearest TF32
- * (round_tf32, cvt.rna): x once per CTA when it is arranged, grad_y as the windows are
- * loaded (ptxas turns a cvt.rna feeding an HMMA into FSETP + IADD: the tensor core ignores
- * the low 13 bits).  The tensor core chops each
+ * Precision: float32.  In tf32 mode both operands are rounded to nearest TF32 (half a TF32
+ * ulp added to the bits, which the tensor core then truncates: tf32_operand_bits): x once
+ * per unit when it is arranged, grad_y as the windows are loaded.  In fp32 mode (3xTF32,
+ * grad_weight_mma_3xtf32_64x32) both are split into big and small TF32 pieces the same
+ * way, and each product is three mma.  The tensor core chops each
  * mma's sum at the accumulator's ulp (a bias toward zero), so the accumulators only ever
  * hold one unit (64 pixels = 8 k-steps): the first mma of a unit starts from zero and at
  * the unit's end they are added into outer float sums (round to nearest).  Each slice's
@@ -194,9 +196,9 @@ __device__ __forceinline__ void gwm_stage(const gwm_params &p, float *st, const 
 }
 
 /* This thread's raw x of a landed unit (its own copies: visible to it after its own
- * cp.async wait, no barrier needed), rounded to TF32 (for 3xTF32 split into big =
- * round_tf32(x) at xa and small = round_tf32(x - big) at xa + GWM_X_FLOATS) and stored in
- * A-fragment order:
+ * cp.async wait, no barrier needed), as TF32 operands rounded to nearest (tf32_operand_bits;
+ * for 3xTF32 split by tf32_split into a big piece at xa and a small one at
+ * xa + GWM_X_FLOATS) and stored in A-fragment order:
  * xa[((M*2 + u)*4 + j)*128 + lane*4 + r] is register r of lane (g, t)'s A fragment of tile
  * M, step u, k-step j: (row g, pixel 2j), (row g+8, 2j), (g, 2j+1), (g+8, 2j+1), pixels
  * counted from 32*u + 8*t.  So a warp loads a fragment with one LDS.128 of 512 contiguous
@@ -214,8 +216,14 @@ template <bool SPLIT> __device__ __forceinline__ void gwm_arrange(const float *r
             const float e[4] = {f.x, f.y, f.z, f.w};
 #pragma unroll
             for (int i = 0; i < 4; ++i) {
-                v[h][4 * q + i] = round_tf32(e[i]);
-                if (SPLIT) w[h][4 * q + i] = round_tf32(e[i] - v[h][4 * q + i]);
+                if (SPLIT) {
+                    uint32_t big, small;
+                    tf32_split(e[i], big, small);
+                    v[h][4 * q + i] = __uint_as_float(big);
+                    w[h][4 * q + i] = __uint_as_float(small);
+                } else {
+                    v[h][4 * q + i] = __uint_as_float(tf32_operand_bits(e[i]));
+                }
             }
         }
     float *dst = xa + ((T / 64 * 2 + T % 64 / 32) * 4) * 128 + T % 32 * 4;
@@ -449,6 +457,11 @@ template <bool SPLIT> static int gwm_make_plan(const tconv_problem *p, const tco
     const int64_t cig = p->c_in / p->groups, cog = p->c_out / p->groups;
     const int64_t ci_tiles = (cig + GWM_CI - 1) / GWM_CI, co_tiles = (cog + GWM_CO - 1) / GWM_CO;
     const int64_t kh_groups = (p->kernel_h + GWM_KH - 1) / GWM_KH;
+    /* a CTA computes GWM_KH x GWM_KW taps per kh group whatever the kernel: kernels that
+     * would use less than half of them (1x1, 1x3) go to the FMA variant, which was faster
+     * there (pointwise layer, H200: 0.65 against 1.84 ms in fp32 mode by 3xTF32, 0.82
+     * against 0.95 ms in tf32 mode) */
+    if (2 * p->kernel_h * p->kernel_w < kh_groups * GWM_KH * GWM_KW) return 0;
     const int64_t tiles = p->groups * ci_tiles * co_tiles * kh_groups;
     if (tiles > INT32_MAX) return 0;
 
