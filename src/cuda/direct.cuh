@@ -668,18 +668,22 @@ __global__ void __launch_bounds__(256, MMA == DIRECT_MMA_3XTF32 ? 1 : 2) direct_
             for (int r = 0; r < 4; ++r)
                 stage[(mt * 16 + lr + 8 * (r / 2)) * 36 + nt * 8 + 2 * lc + r % 2] = f.result(mt, nt, r);
     __syncwarp();
-    const int i = b.i0 + warp, j = b.j0 + lane;
-    if (i >= b.count_h || j >= b.count_w) return;
+    /* the TF32 tiles decode b again (fewer registers than keeping it: the 9-tap unroll of
+     * grad-input spilled otherwise); 3xTF32 has registers to spare and keeps it */
+    direct_block e = b;
+    if constexpr (!F::SPLIT) direct_block_init<MODE, TH>(P, e);
+    const int i = e.i0 + warp, j = e.j0 + lane;
+    if (i >= e.count_h || j >= e.count_w) return;
     const int oh_step = MODE == DIRECT_FORWARD ? P.ah.stride : 1;
     const int ow_step = MODE == DIRECT_FORWARD ? P.aw.stride : 1;
     const int64_t dst_plane = (int64_t)P.ah.dst_size * P.aw.dst_size;
     const float *bias = (const float *)P.bias;
-    float *dst = (float *)P.dst + ((int64_t)b.n * P.groups * P.co + (int64_t)b.g * P.co) * dst_plane +
-                 (int64_t)(b.rh + oh_step * i) * P.aw.dst_size + b.rw + (int64_t)ow_step * j;
-    const int chans = min(TCO, P.co - b.cot * TCO);
+    float *dst = (float *)P.dst + ((int64_t)e.n * P.groups * P.co + (int64_t)e.g * P.co) * dst_plane +
+                 (int64_t)(e.rh + oh_step * i) * P.aw.dst_size + e.rw + (int64_t)ow_step * j;
+    const int chans = min(TCO, P.co - e.cot * TCO);
     for (int o = 0; o < chans; ++o) {
-        const int ch = b.cot * TCO + o;
-        dst[(int64_t)ch * dst_plane] = stage[o * 36 + lane] + (bias ? bias[(int64_t)b.g * P.co + ch] : 0.f);
+        const int ch = e.cot * TCO + o;
+        dst[(int64_t)ch * dst_plane] = stage[o * 36 + lane] + (bias ? bias[(int64_t)e.g * P.co + ch] : 0.f);
     }
 }
 
@@ -785,14 +789,11 @@ template <int MODE, typename Tile> struct direct_launch {
         direct_shape s;
         if (!direct_shape_make<Tile>(&s, MODE, a->p, sizeof(acc_t<T>))) return cudaErrorInvalidValue;
         /* combinations direct_can_implement refuses are not even instantiated; the MMA
-         * kernel has a fully unrolled form for the common 9 taps per phase (3x3, stride 1)
-         * where it compiles without spills */
+         * kernel has a fully unrolled form for the common 9 taps per phase (3x3, stride 1) */
         if constexpr (Tile::mma != DIRECT_FMA && !std::is_same<T, float>::value) {
             return cudaErrorInvalidValue;
         } else if constexpr (Tile::mma != DIRECT_FMA) {
-            /* the TF32 grad-input kernel spills when unrolled (128 registers for 2 CTAs/SM) */
-            constexpr int taps = Tile::mma == DIRECT_MMA_3XTF32 || MODE == DIRECT_FORWARD ? 9 : 0;
-            return launch<T>(s, s.taps == taps ? direct_mma_kernel<MODE, Tile::mma, taps> : direct_mma_kernel<MODE, Tile::mma, 0>);
+            return launch<T>(s, s.taps == 9 ? direct_mma_kernel<MODE, Tile::mma, 9> : direct_mma_kernel<MODE, Tile::mma, 0>);
         } else if constexpr (sizeof(acc_t<T>) == 8 && Tile::rco * DIRECT_RPX > 32) {
             return cudaErrorInvalidValue;
         } else {
