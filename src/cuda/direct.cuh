@@ -443,38 +443,54 @@ template <typename A, int RCO, int TCO> struct direct_fma {
     int tbase, o0;
     int cc;
     bool tf32; /* round the source values (the prepared weights already are) */
+    /* One group of taps over the stage's channels; NTG > 0 is the group's tap count known at
+     * compile time (the 3-tap rows of 3x3 kernels: no predicates), 0 takes any count.  The
+     * channel loop is unrolled by two where the registers allow it without spills: float
+     * tiles unroll the 3-tap path, float64 tiles (no 3-tap path) the general one. */
+    template <int NTG>
+    __device__ __forceinline__ void group(const A *p, const A *wc, int nt, int chan, int wstep)
+    {
+        constexpr int RPX = DIRECT_RPX, TAPS = NTG ? NTG : DIRECT_MAX_GROUP, WIN = RPX + TAPS - 1;
+        constexpr int UNROLL = NTG || sizeof(A) != 4 ? 2 : 1;
+#pragma unroll UNROLL
+        for (int c = 0; c < cc; ++c, p += chan, wc += wstep) {
+            A win[WIN];
+#pragma unroll
+            for (int j = 0; j < WIN; ++j)
+                if (NTG || j < RPX + nt - 1) win[j] = p[j];
+            if (tf32) {
+#pragma unroll
+                for (int j = 0; j < WIN; ++j) win[j] = operand(win[j], true);
+            }
+#pragma unroll
+            for (int tap = 0; tap < TAPS; ++tap) {
+                if (NTG || tap < nt) {
+                    A w[RCO];
+                    load_weights<RCO>(w, wc + tap * TCO);
+#pragma unroll
+                    for (int o = 0; o < RCO; ++o)
+#pragma unroll
+                        for (int j = 0; j < RPX; ++j) acc[o][j] = fma(w[o], win[j + tap], acc[o][j]);
+                }
+            }
+        }
+    }
     /* groups outside, channels inside: a group's offsets and tap count are read once per
      * stage and its predicates stay fixed over the channel loop */
     __device__ __forceinline__ void operator()(const A *src_stage, const A *w_stage)
     {
-        constexpr int RPX = DIRECT_RPX, WIN = DIRECT_RPX + DIRECT_MAX_GROUP - 1;
         const int chan = t->chan, wstep = t->ntaps * TCO;
         for (int gi = 0; gi < t->ngroups; ++gi) {
             const A *p = src_stage + tbase + t->group_off[gi];
             const int nt = t->group_tap[gi] >> 16, t0 = t->group_tap[gi] & 0xffff;
             const A *wc = w_stage + t0 * TCO + o0;
-#pragma unroll 2
-            for (int c = 0; c < cc; ++c, p += chan, wc += wstep) {
-                A win[WIN];
-#pragma unroll
-                for (int j = 0; j < WIN; ++j)
-                    if (j < RPX + nt - 1) win[j] = p[j];
-                if (tf32) {
-#pragma unroll
-                    for (int j = 0; j < WIN; ++j) win[j] = operand(win[j], true);
-                }
-#pragma unroll
-                for (int tap = 0; tap < DIRECT_MAX_GROUP; ++tap) {
-                    if (tap < nt) {
-                        A w[RCO];
-                        load_weights<RCO>(w, wc + tap * TCO);
-#pragma unroll
-                        for (int o = 0; o < RCO; ++o)
-#pragma unroll
-                            for (int j = 0; j < RPX; ++j) acc[o][j] = fma(w[o], win[j + tap], acc[o][j]);
-                    }
+            if constexpr (sizeof(A) == 4) {
+                if (nt == 3) {
+                    group<3>(p, wc, nt, chan, wstep);
+                    continue;
                 }
             }
+            group<0>(p, wc, nt, chan, wstep);
         }
     }
 };
