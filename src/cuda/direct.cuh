@@ -616,29 +616,28 @@ template <int MMA, int TAPS> struct direct_mma {
         } else {
             for (int tap = 0; tap < t->ntaps; ++tap) tap_step(src, wts, tap, t->tap_off[tap]);
         }
-        if constexpr (SPLIT) {
-#pragma unroll
-            for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-                for (int nt = 0; nt < NT; ++nt)
-#pragma unroll
-                    for (int r = 0; r < 4; ++r) {
-                        sum[mt][nt][r] += acc[mt][nt][r];
-                        acc[mt][nt][r] = 0.f;
-                    }
-        }
+        if constexpr (SPLIT)
+            each([&](int mt, int nt, int r) {
+                sum[mt][nt][r] += acc[mt][nt][r];
+                acc[mt][nt][r] = 0.f;
+            });
     }
-    __device__ __forceinline__ void clear()
+    /* f(mt, nt, r) for every accumulator register */
+    template <typename Fn> __device__ __forceinline__ void each(Fn f)
     {
 #pragma unroll
         for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
             for (int nt = 0; nt < NT; ++nt)
 #pragma unroll
-                for (int r = 0; r < 4; ++r) {
-                    acc[mt][nt][r] = 0.f;
-                    if constexpr (SPLIT) sum[mt][nt][r] = 0.f;
-                }
+                for (int r = 0; r < 4; ++r) f(mt, nt, r);
+    }
+    __device__ __forceinline__ void clear()
+    {
+        each([&](int mt, int nt, int r) {
+            acc[mt][nt][r] = 0.f;
+            if constexpr (SPLIT) sum[mt][nt][r] = 0.f;
+        });
     }
     __device__ __forceinline__ float result(int mt, int nt, int r) const
     {
