@@ -119,6 +119,20 @@ def is_unsupported(error):
     return "cannot implement this problem" in str(error)
 
 
+def each_variant(pass_, run):
+    """(name, run(name)) for the dispatcher's choice (name None) and every variant of pass_
+    that accepts the problem."""
+    for name in [None] + [name for name, ps in ops.variants() if ps == pass_]:
+        try:
+            out = run(name)
+        except RuntimeError as e:
+            if name is not None and is_unsupported(e):
+                continue
+            raise
+        yield name, out
+        del out
+
+
 @pytest.mark.parametrize("mode", list(MODES))
 @pytest.mark.parametrize("problem", [p for _, p in PROBLEMS], ids=[name for name, _ in PROBLEMS])
 def test_every_variant_against_float64(problem, mode, gen):
@@ -141,14 +155,8 @@ def test_every_variant_against_float64(problem, mode, gen):
         floor = (2 * UNIT_ROUNDOFF[dtype] * scale +
                  2 * ACC_ROUNDOFF[dtype] * terms(pass_, problem, x, weight, grad_y) ** 0.5 * largest_sum)
         bound = max(2 * max_error(theirs[pass_], r), floor)
-        names = [None] + [name for name, ps in ops.variants() if ps == pass_]
-        for name in names:
-            try:
-                first = run_pass(pass_, problem, x, weight, bias, grad_y, precision, name)
-            except RuntimeError as e:
-                if name is not None and is_unsupported(e):
-                    continue
-                raise
+        run = lambda name: run_pass(pass_, problem, x, weight, bias, grad_y, precision, name)
+        for name, first in each_variant(pass_, run):
             second = run_pass(pass_, problem, x, weight, bias, grad_y, precision, name)
             label = f"{pass_} {name or 'default'}"
             if first.dtype != dtype or first.shape != r.shape:
@@ -161,6 +169,34 @@ def test_every_variant_against_float64(problem, mode, gen):
             if not error <= bound:
                 failures.append(f"{label}: max |error| {error:.3g} > bound {bound:.3g} "
                                 f"(PyTorch's {max_error(theirs[pass_], r):.3g})")
+    assert not failures, "\n".join(failures)
+
+
+def unaligned(t):
+    """A contiguous copy of t whose data starts one element past the allocator's alignment
+    (as a view with a storage offset would)."""
+    if t is None:
+        return None
+    u = torch.empty(t.numel() + 1, dtype=t.dtype, device=t.device)[1:].view(t.shape)
+    u.copy_(t)
+    return u
+
+
+@pytest.mark.parametrize("mode", ["f32-fp32", "f32-tf32"])
+def test_unaligned_tensors_give_the_same_bits(mode, gen):
+    """Every variant takes tensors that are not 16-byte aligned (narrower copies, no fault),
+    and computes the same bits as from aligned ones."""
+    dtype, precision = MODES[mode]
+    p = MEDIUM["tiles_64"]
+    x, weight, bias, grad_y = (None if t is None else t.cuda() for t in tensors(p, dtype, gen))
+    failures = []
+    for pass_ in PASSES:
+        run = lambda name: run_pass(pass_, p, x, weight, bias, grad_y, precision, name)
+        for name, aligned in each_variant(pass_, run):
+            shifted = run_pass(pass_, p, *(unaligned(t) for t in (x, weight, bias, grad_y)), precision, name)
+            if not bitwise_equal(aligned, shifted):
+                failures.append(f"{pass_} {name or 'default'}: max |difference| "
+                                f"{(aligned.double() - shifted.double()).abs().max().item():.3g}")
     assert not failures, "\n".join(failures)
 
 
@@ -224,16 +260,13 @@ def test_forward_over_2_31_elements(gen):
                         torch.arange(2**31 - 1024, 2**31 + 1024, device="cuda"),
                         torch.arange(x.numel() - 1024, x.numel(), device="cuda")])
     expected = (flat_x[sample].double() * 0.75 + 0.25)
-    names = [None] + [name for name, ps in ops.variants() if ps == "forward"]
-    for name in names:
+
+    def run(name):
         # a NaN block of y's size, freed: the output is allocated on it
         torch.full_like(x, float("nan"))
-        try:
-            y = ops.forward(x, weight, bias, (1, 1), (0, 0), (0, 0), (1, 1), 1, "fp32", name)
-        except RuntimeError as e:
-            if name is not None and is_unsupported(e):
-                continue
-            raise
+        return ops.forward(x, weight, bias, (1, 1), (0, 0), (0, 0), (1, 1), 1, "fp32", name)
+
+    for name, y in each_variant("forward", run):
         label = name or "default"
         assert not y.isnan().any(), f"{label}: elements left unwritten"
         error = (y.view(-1)[sample].double() - expected).abs().max().item()

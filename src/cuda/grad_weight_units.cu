@@ -1,0 +1,114 @@
+/*
+ * grad_weight_units.cu - the host side of the unit-tiled grad_weight variants (the plan, the
+ * workspace, the launch) and their fixed-order reduction of the slices; see
+ * grad_weight_units.cuh.
+ */
+#include "cuda/grad_weight_units.cuh"
+
+/* grad_weight[i] = sum over slices s, in order, of partial[s][i], in double.
+ * partial is (slices, weight_elems), grad_weight is (C_in, Cog, kH, kW). */
+__global__ void gwu_reduce(const float *partial, float *grad_weight, int slices, int64_t weight_elems)
+{
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < weight_elems;
+         i += (int64_t)gridDim.x * blockDim.x) {
+        double s = 0.0;
+        for (int k = 0; k < slices; ++k) s += (double)partial[k * weight_elems + i];
+        grad_weight[i] = (float)s;
+    }
+}
+
+int gwu_width_x(const tconv_problem *p, const void *x)
+{
+    const uintptr_t at = (uintptr_t)x / sizeof(float);
+    for (int v = 4; v > 1; v /= 2)
+        if (p->w_in % v == 0 && at % v == 0) return v;
+    return 1;
+}
+
+int gwu_width_gy(const tconv_problem *p, const void *grad_y)
+{
+    const uintptr_t at = (uintptr_t)grad_y / sizeof(float);
+    for (int v = 4; v > 1; v /= 2)
+        if (p->w_out % v == 0 && p->padding_w % v == 0 && at % v == 0) return v;
+    return 1;
+}
+
+int gwu_make_plan(const tconv_problem *p, gwu_kernel kernel, int threads, int smem_bytes, int co_tile,
+                  gwu_params *q)
+{
+    if (p->stride_h != 1 || p->stride_w != 1 || p->kernel_w > GWU_KW || p->dilation_w > 2) return 0;
+    /* rows and columns are computed in int: ih - padding_h + kh*dilation_h, and a unit's
+     * columns up to GWU_PX + 8 past the input (checked in double against overflow) */
+    if ((double)p->h_in + (double)p->padding_h + (double)p->kernel_h * p->dilation_h > INT32_MAX ||
+        (double)p->w_in + GWU_PX + 8 + (double)p->padding_w > INT32_MAX)
+        return 0;
+    const int64_t cig = p->c_in / p->groups, cog = p->c_out / p->groups;
+    const int64_t ci_tiles = (cig + GWU_CI - 1) / GWU_CI, co_tiles = (cog + co_tile - 1) / co_tile;
+    const int64_t kh_groups = (p->kernel_h + GWU_KH - 1) / GWU_KH;
+    /* a CTA computes GWU_KH x GWU_KW taps per kh group whatever the kernel: kernels that
+     * would use less than half of them (1x1, 1x3) go to grad_weight_direct, which was
+     * faster there (pointwise layer, H200: 0.65 against 1.84 ms in fp32 mode by 3xTF32,
+     * 0.82 against 0.95 ms in tf32 mode) */
+    if (2 * p->kernel_h * p->kernel_w < kh_groups * GWU_KH * GWU_KW) return 0;
+    const int64_t tiles = p->groups * ci_tiles * co_tiles * kh_groups;
+    if (tiles > INT32_MAX) return 0;
+
+    int dev = 0, smem_max = 0, sms = 0, per_sm = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(&smem_max, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess ||
+        smem_max < smem_bytes ||
+        cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess ||
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes) != cudaSuccess ||
+        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, smem_bytes) != cudaSuccess ||
+        per_sm < 1)
+        return 0;
+
+    const int64_t nseg = (p->w_in + GWU_PX - 1) / GWU_PX;
+    const int64_t units = p->n * p->h_in * nseg;
+    if (units > ((int64_t)1 << 40)) return 0; /* blockIdx.y * units stays in int64 */
+    const int64_t weight_elems = p->c_in * cog * p->kernel_h * p->kernel_w;
+    int64_t slices = ((int64_t)GWU_WAVES * sms * per_sm + tiles - 1) / tiles;
+    const int64_t cap = GWU_MAX_WORKSPACE / (weight_elems * (int64_t)sizeof(float));
+    if (slices > cap) slices = cap;
+    if (slices > units) slices = units;
+    if (slices > 65535) slices = 65535;
+    if (slices < 1) slices = 1;
+    if (units / slices + 1 > INT32_MAX) return 0; /* a CTA counts its units in int */
+
+    q->x = q->grad_y = NULL;
+    q->partial = NULL;
+    q->c_in = (int)p->c_in; q->h_in = (int)p->h_in; q->w_in = (int)p->w_in;
+    q->c_out = (int)p->c_out; q->h_out = (int)p->h_out; q->w_out = (int)p->w_out;
+    q->kernel_h = (int)p->kernel_h; q->kernel_w = (int)p->kernel_w;
+    q->padding_h = (int)p->padding_h; q->padding_w = (int)p->padding_w;
+    q->dilation_h = (int)p->dilation_h;
+    q->cig = (int)cig; q->cog = (int)cog;
+    q->ci_tiles = (int)ci_tiles; q->co_tiles = (int)co_tiles; q->kh_groups = (int)kh_groups;
+    q->nseg = (int)nseg;
+    q->units = units;
+    q->slices = (int)slices;
+    q->weight_elems = weight_elems;
+    return 1;
+}
+
+size_t gwu_workspace_bytes(const gwu_params *q)
+{
+    return ((size_t)q->slices * (size_t)q->weight_elems * sizeof(float) + 255) / 256 * 256;
+}
+
+cudaError_t gwu_launch(const tconv_args *a, gwu_params *q, gwu_kernel kernel, int threads, int smem_bytes)
+{
+    q->x = (const float *)a->x;
+    q->grad_y = (const float *)a->grad_y;
+    q->partial = (float *)a->workspace;
+    cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes);
+    if (err != cudaSuccess) return err;
+    const dim3 grid((unsigned)((int64_t)a->p->groups * q->ci_tiles * q->co_tiles * q->kh_groups), (unsigned)q->slices);
+    kernel<<<grid, threads, smem_bytes, a->stream>>>(*q);
+    err = cudaGetLastError();
+    if (err != cudaSuccess) return err;
+    const int64_t blocks = (q->weight_elems + 255) / 256;
+    gwu_reduce<<<(unsigned)(blocks < 65536 ? blocks : 65536), 256, 0, a->stream>>>(
+        q->partial, (float *)a->grad_weight, q->slices, q->weight_elems);
+    return cudaGetLastError();
+}

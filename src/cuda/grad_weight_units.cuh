@@ -1,0 +1,204 @@
+/*
+ * grad_weight_units.cuh - what the unit-tiled grad_weight variants share: grad_weight_mma_*
+ * (tensor cores, grad_weight_mma.cu) and grad_weight_fma_64x16 (FP32 FMA, grad_weight_fma.cu).
+ *
+ *   grad_weight[g*Cig + ci, co, kh, kw] = sum over n, ih, iw of x[n, g*Cig + ci, ih, iw]
+ *       * grad_y[n, g*Cog + co, ih - padding_h + kh*dilation_h, iw - padding_w + kw*dilation_w]
+ *
+ * (stride 1 on both axes; zero where the grad_y index is outside).  GEMM view: M = Cig,
+ * N = Cog*kH*kW, K = N*H_in*W_in, split along K for determinism:
+ *
+ * Work: K is cut into units of one input row (n, ih) x GWU_PX = 64 pixels; slice s of the
+ * grid's y axis owns units [s*U/S, (s+1)*U/S).  A CTA owns one slice and one output tile:
+ * 64 ci x 32 co x 3 tap rows (kh0 .. kh0 + 2) x 3 tap columns.  A 3-deep cp.async
+ * pipeline (or 2-deep) stages per unit the tile's x (64 ci rows x 64 pixels, laid out as the multiply
+ * wants them) and
+ *   gs    [3 kh][32 co][GWU_GS]: grad_y rows ih - padding_h + kh*dilation_h, columns
+ *         iw0 - padding_w + c for c < 68 (the pixels plus the halo of the tap columns),
+ * zero wherever the source is outside its tensor or the tile, so every tap is a shifted
+ * read of one staged row.
+ *
+ * Accuracy and determinism: a unit's products are summed in short inner sums (registers or
+ * tensor-core accumulators) that are added into outer float sums once per unit or two; each
+ * slice's outer sums go to the workspace with plain stores, and a second kernel adds the
+ * slices in a fixed order in double.  No atomics: bitwise deterministic.
+ */
+#ifndef TCONV_CUDA_GRAD_WEIGHT_UNITS_CUH
+#define TCONV_CUDA_GRAD_WEIGHT_UNITS_CUH
+
+#include <stdint.h>
+
+#include "cuda/common.cuh"
+#include "cuda/variant.h"
+
+#define GWU_CI 64       /* input channels per CTA (M tile) */
+#define GWU_CO 32       /* output channels per CTA: the most (a variant may take fewer) */
+#define GWU_KH 3        /* tap rows per CTA; kH > 3 takes several tiles along kh */
+#define GWU_KW 3        /* tap columns: kW <= 3 (columns past kW are computed, not written) */
+#define GWU_PX 64       /* pixels of one unit */
+#define GWU_GS 68       /* gs row stride: >= GWU_PX + 4 (the window of DW <= 2), = 4 mod 8 */
+#define GWU_GS_FLOATS(co) (GWU_KH * (co) * GWU_GS) /* gs of a CTA of co output channels */
+#define GWU_STAGES 3    /* cp.async pipeline depth */
+/* Slices: GWU_WAVES waves of the CTAs the GPU holds at once. */
+#define GWU_WAVES 2
+/* Workspace cap for the per-slice partial sums: 256 MiB. */
+#define GWU_MAX_WORKSPACE ((int64_t)256 << 20)
+
+typedef struct gwu_params {
+    const float *x;      /* (N, C_in, H_in, W_in) */
+    const float *grad_y; /* (N, C_out, H_out, W_out) */
+    float *partial;      /* (slices, C_in, Cog, kH, kW) */
+    int c_in, h_in, w_in, c_out, h_out, w_out;
+    int kernel_h, kernel_w, padding_h, padding_w, dilation_h;
+    int cig, cog;
+    int ci_tiles, co_tiles, kh_groups;
+    int nseg;            /* units per row: ceil(W_in / GWU_PX) */
+    int64_t units;       /* N * H_in * nseg */
+    int slices;
+    int64_t weight_elems;
+} gwu_params;
+
+typedef void (*gwu_kernel)(const gwu_params);
+
+/* Where a CTA's next unit to stage is: image n, row ih, pixels [seg*GWU_PX, +GWU_PX). */
+typedef struct gwu_cursor {
+    int64_t n;
+    int ih, seg;
+} gwu_cursor;
+
+__device__ __forceinline__ void gwu_advance(const gwu_params &p, gwu_cursor &c)
+{
+    if (++c.seg == p.nseg) {
+        c.seg = 0;
+        if (++c.ih == p.h_in) {
+            c.ih = 0;
+            ++c.n;
+        }
+    }
+}
+
+/* The CTA's output tile (CO output channels).  Grid: x = tile (group, ci tile, co tile, kh group), fastest the
+ * kh group and co tile, so the CTAs that read the same x rows run side by side (L2 hits);
+ * y = slice. */
+struct gwu_tile {
+    int grp, ci0, co0, kh0;
+};
+template <int CO> __device__ __forceinline__ gwu_tile gwu_tile_of(const gwu_params &p)
+{
+    int tile = blockIdx.x;
+    const int khg = tile % p.kh_groups;
+    tile /= p.kh_groups;
+    const int cot = tile % p.co_tiles;
+    tile /= p.co_tiles;
+    gwu_tile r;
+    r.grp = tile / p.ci_tiles;
+    r.ci0 = tile % p.ci_tiles * GWU_CI;
+    r.co0 = cot * CO;
+    r.kh0 = khg * GWU_KH;
+    return r;
+}
+
+/* The CTA's slice: its first unit in *c, the number of its units returned. */
+__device__ __forceinline__ int gwu_slice(const gwu_params &p, gwu_cursor &c)
+{
+    const int64_t u0 = blockIdx.y * p.units / p.slices, u1 = (blockIdx.y + 1) * p.units / p.slices;
+    const int64_t row = u0 / p.nseg;
+    c.seg = (int)(u0 - row * p.nseg);
+    c.n = row / p.h_in;
+    c.ih = (int)(row - c.n * p.h_in);
+    return (int)(u1 - u0); /* the plan keeps it in int */
+}
+
+/* cp.async of V floats (4, 2 or 1); zero fill when !ok. */
+template <int V> __device__ __forceinline__ void gwu_copy(float *dst, const float *src, bool ok)
+{
+    const unsigned s = (unsigned)__cvta_generic_to_shared(dst);
+    if (V == 4)
+        asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(src), "r"(ok ? 16 : 0));
+    else if (V == 2)
+        asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;\n" ::"r"(s), "l"(src), "r"(ok ? 8 : 0));
+    else
+        asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(s), "l"(src), "r"(ok ? 4 : 0));
+}
+__device__ __forceinline__ void gwu_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N> __device__ __forceinline__ void gwu_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
+
+/* Issues the grad_y copies of one unit into gs, V floats per cp.async, from NT threads.
+ * A vector is either wholly inside its row or wholly outside: W_in, W_out, padding_w and
+ * the vector's first column are multiples of V (the plan picks V so).  Every staged float
+ * is written (data or zero): stale shared memory could hold NaN, and NaN * 0 is not 0.
+ * V is compile-time: with a runtime width every copy sat behind a branch (and ptxas put
+ * three dummy LDS before each LDGSTS that follows a branch).  Warp w of NW stages the rows
+ * co = w + NW*i of each tap row: first the 64 columns of the unit's pixels (M copies per
+ * row, a power of 2: whole warp instructions covering one row, two, or half of one), then
+ * the 4 halo columns. */
+template <int V, int NT, int CO>
+__device__ __forceinline__ void gwu_stage_gy(const gwu_params &p, float *gs, const gwu_cursor &c, const gwu_tile &t)
+{
+    constexpr int NW = NT / 32, M = GWU_PX / V, H = 4 / V, ROWS = CO / NW; /* rows per warp */
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const int c0 = c.seg * GWU_PX - p.padding_w; /* grad_y column of staged column 0 */
+    const int64_t plane = (int64_t)p.h_out * p.w_out;
+    const float *g_unit = p.grad_y + (c.n * p.c_out + (int64_t)t.grp * p.cog + t.co0 + warp) * plane + c0;
+#pragma unroll 1
+    for (int kh = 0; kh < GWU_KH; ++kh) {
+        const int oh = c.ih - p.padding_h + (t.kh0 + kh) * p.dilation_h;
+        const bool kh_ok = t.kh0 + kh < p.kernel_h && oh >= 0 && oh < p.h_out;
+        const float *g_kh = g_unit + (int64_t)(kh_ok ? oh : 0) * p.w_out; /* row co = warp */
+        float *d = gs + (kh * CO + warp) * GWU_GS;
+#pragma unroll
+        for (int k = 0; k < ROWS * M / 32; ++k) {
+            const int row = 32 * k / M + (M < 32 ? lane / M : 0), col = (32 * k + lane) % M * V;
+            const bool ok = kh_ok && t.co0 + warp + NW * row < p.cog && c0 + col >= 0 && c0 + col < p.w_out;
+            gwu_copy<V>(d + NW * row * GWU_GS + col, ok ? g_kh + NW * row * plane + col : p.grad_y, ok);
+        }
+        /* the 4 halo columns of the warp's rows: ROWS * H copies, the other lanes idle */
+        if (lane < ROWS * H) {
+            const int row = lane / H, col = GWU_PX + lane % H * V;
+            const bool ok = kh_ok && t.co0 + warp + NW * row < p.cog && c0 + col >= 0 && c0 + col < p.w_out;
+            gwu_copy<V>(d + NW * row * GWU_GS + col, ok ? g_kh + NW * row * plane + col : p.grad_y, ok);
+        }
+    }
+}
+
+/* Writes the slice's sums of tile channels (ci, co) (tile-local), tap (kh0 + tap / 3,
+ * tap % 3) given by sum(tap), where inside the weight.  Every element of partial[slice]
+ * is written by exactly one thread of one CTA (the tiles partition the weight). */
+template <typename Sum>
+__device__ __forceinline__ void gwu_store(const gwu_params &p, const gwu_tile &t, int ci, int co, Sum sum)
+{
+    if (t.ci0 + ci >= p.cig || t.co0 + co >= p.cog) return;
+    float *out = p.partial + (int64_t)blockIdx.y * p.weight_elems;
+    const int64_t base = (((int64_t)t.grp * p.cig + t.ci0 + ci) * p.cog + t.co0 + co) * p.kernel_h;
+#pragma unroll
+    for (int tap = 0; tap < GWU_KH * GWU_KW; ++tap) {
+        const int kh = t.kh0 + tap / GWU_KW, kw = tap % GWU_KW;
+        if (kh < p.kernel_h && kw < p.kernel_w) out[(base + kh) * p.kernel_w + kw] = sum(tap);
+    }
+}
+
+/* ---- host side (grad_weight_units.cu): one plan, used by can_implement, workspace_size
+ * and launch ---- */
+
+/* The widest cp.async (in floats) that keeps every vector of every row aligned and either
+ * wholly inside or wholly outside its row (units start at multiples of GWU_PX; staged
+ * grad_y column 0 is column -padding_w): for x it divides W_in and the pointer's offset
+ * in floats, for grad_y W_out, padding_w and the pointer's.  A NULL pointer counts as
+ * aligned (can_implement and workspace_size see none). */
+int gwu_width_x(const tconv_problem *p, const void *x);
+int gwu_width_gy(const tconv_problem *p, const void *grad_y);
+
+/* Fills *q (all but the pointers) for running `kernel` in CTAs of `threads` with
+ * smem_bytes of dynamic shared memory and co_tile output channels, or returns 0 when the
+ * problem's shape or the device does not allow it. */
+int gwu_make_plan(const tconv_problem *p, gwu_kernel kernel, int threads, int smem_bytes, int co_tile,
+                  gwu_params *q);
+
+/* The partial sums of every slice; nothing else. */
+size_t gwu_workspace_bytes(const gwu_params *q);
+
+/* Queues kernel (planned by gwu_make_plan, maybe with another copy width: its
+ * shared-memory limit is set here too) and then the reduction of the slices on a->stream. */
+cudaError_t gwu_launch(const tconv_args *a, gwu_params *q, gwu_kernel kernel, int threads, int smem_bytes);
+
+#endif /* TCONV_CUDA_GRAD_WEIGHT_UNITS_CUH */
