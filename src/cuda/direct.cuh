@@ -533,21 +533,30 @@ direct_kernel(const direct_params P)
     const int64_t dst_plane = (int64_t)P.ah.dst_size * P.aw.dst_size;
     T *dst = (T *)P.dst;
     const T *bias = (const T *)P.bias;
-    const int j = b.j0 + lane, obase = b.cot * TCO;
+    const int j = b.j0 + lane, ch0 = b.cot * TCO + f.o0;
 #pragma unroll
     for (int o = 0; o < RCO; ++o) {
 #pragma unroll
         for (int jj = 0; jj < RPX; ++jj) stage[(lane / 4) * 33 + tx * RPX + jj] = f.acc[o][jj];
         __syncwarp();
-        const int ch = obase + f.o0 + o;
-        if (ch < P.co && j < b.count_w) {
-            const A bv = bias ? to_acc(bias[(int64_t)b.g * P.co + ch]) : A(0);
-            T *dst_ch = dst + ((int64_t)b.n * P.groups * P.co + (int64_t)b.g * P.co + ch) * dst_plane +
-                        (int64_t)b.rw + (int64_t)ow_step * j;
+        if (ch0 + o < P.co && j < b.count_w) {
+            const A bv = bias ? to_acc(bias[(int64_t)b.g * P.co + ch0 + o]) : A(0);
+            /* this lane's column in the warp's first row, then one destination row per r:
+             * the 64-bit products once per channel, not per store (they were ~2/3 of the
+             * float tiles' epilogue instructions); float64 tiles, at their register limit,
+             * keep one product per store (the row pointer spilled there) */
+            T *out = dst + ((int64_t)b.n * P.groups * P.co + (int64_t)b.g * P.co + ch0 + o) * dst_plane +
+                     (int64_t)b.rw + (int64_t)ow_step * j;
+            const int i0 = b.i0 + wp * 8;
+            if constexpr (sizeof(A) == 4) out += (int64_t)(b.rh + oh_step * i0) * P.aw.dst_size;
+            const int64_t step = (int64_t)oh_step * P.aw.dst_size;
             for (int r = 0; r < 8; ++r) {
-                const int i = b.i0 + wp * 8 + r;
-                if (i < b.count_h)
-                    dst_ch[(int64_t)(b.rh + oh_step * i) * P.aw.dst_size] = from_acc<T>(stage[r * 33 + lane] + bv);
+                if constexpr (sizeof(A) == 4) {
+                    if (i0 + r < b.count_h) *out = from_acc<T>(stage[r * 33 + lane] + bv);
+                    out += step;
+                } else if (i0 + r < b.count_h) {
+                    out[(int64_t)(b.rh + oh_step * (i0 + r)) * P.aw.dst_size] = from_acc<T>(stage[r * 33 + lane] + bv);
+                }
             }
         }
         __syncwarp();

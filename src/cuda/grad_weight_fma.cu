@@ -82,7 +82,7 @@ __device__ __forceinline__ void gwf_stage(const gwu_params &p, float *st, const 
 #pragma unroll
     for (int k = 0; k < GWU_CI * R / GWF_THREADS; ++k) {
         const bool ok = col_ok && (xl.row_ok >> k & 1u);
-        gwu_copy<VX>(st + xl.dst + GWF_THREADS / R * GWF_XS * k, ok ? x0 + k * xl.step : p.x, ok);
+        gwu_copy<VX>(st + xl.dst + GWF_THREADS / R * GWF_XS * k, x0 + k * xl.step, ok);
     }
     gwu_stage_gy<VG, GWF_THREADS, GWF_CO>(p, st + GWF_X_FLOATS, c, t);
 }

@@ -76,7 +76,7 @@ __device__ __forceinline__ void gwm_stage(const gwu_params &p, float *st, const 
 #pragma unroll
         for (int e = 0; e < 8; e += V) {
             const bool ok = row_ok && iw0 + xp.px + e < p.w_in;
-            gwu_copy<V>(st + (2 * h + e / 4) * 1024 + 4 * threadIdx.x + e % 4, ok ? x_row + 8 * h * x_chan + e : p.x, ok);
+            gwu_copy<V>(st + (2 * h + e / 4) * 1024 + 4 * threadIdx.x + e % 4, x_row + 8 * h * x_chan + e, ok);
         }
     }
     gwu_stage_gy<V, GWM_THREADS, GWU_CO>(p, st + GWM_X_FLOATS, c, t);
@@ -266,18 +266,18 @@ __global__ void __launch_bounds__(GWM_THREADS, 1) grad_weight_mma_kernel(const g
 
 /* ---- host side ---- */
 
-/* 3xTF32 copies 2-float vectors one at a time, and with dilation_w 2 all vectors: those
- * kernels spilled (every copy width is valid where a wider one is). */
+/* 3xTF32 sits at 246-255 registers: its kernels copy at most 8 bytes at a time, and with
+ * dilation_w 2 4 bytes, where wider copies spilled (every copy width is valid where a
+ * wider one is). */
 template <int DW, bool SPLIT> static gwu_kernel gwm_kernel_dw(int v)
 {
-    if constexpr (SPLIT && DW == 2) {
+    if constexpr (SPLIT && DW == 2)
         return grad_weight_mma_kernel<DW, 1, SPLIT>;
-    } else {
-        if (v == 4) return grad_weight_mma_kernel<DW, 4, SPLIT>;
-        if constexpr (!SPLIT)
-            if (v == 2) return grad_weight_mma_kernel<DW, 2, SPLIT>;
-        return grad_weight_mma_kernel<DW, 1, SPLIT>;
-    }
+    else if constexpr (SPLIT)
+        return v >= 2 ? grad_weight_mma_kernel<DW, 2, SPLIT> : grad_weight_mma_kernel<DW, 1, SPLIT>;
+    else
+        return v == 4 ? grad_weight_mma_kernel<DW, 4, SPLIT>
+                      : v == 2 ? grad_weight_mma_kernel<DW, 2, SPLIT> : grad_weight_mma_kernel<DW, 1, SPLIT>;
 }
 
 /* The kernel for p with tensors x and grad_y (NULL: only the shape is known yet); one copy

@@ -109,7 +109,10 @@ __device__ __forceinline__ int gwu_slice(const gwu_params &p, gwu_cursor &c)
     return (int)(u1 - u0); /* the plan keeps it in int */
 }
 
-/* cp.async of V floats (4, 2 or 1); zero fill when !ok. */
+/* cp.async of V floats (4, 2 or 1); zero fill when !ok, and then src is not read (the
+ * copy's source size is 0), so it may point past the tensor: callers pass the address the
+ * copy would have without selecting a safe one (a select per copy made ptxas compute the
+ * 64-bit address inside a predicated block, three times the instructions). */
 template <int V> __device__ __forceinline__ void gwu_copy(float *dst, const float *src, bool ok)
 {
     const unsigned s = (unsigned)__cvta_generic_to_shared(dst);
@@ -144,19 +147,19 @@ __device__ __forceinline__ void gwu_stage_gy(const gwu_params &p, float *gs, con
     for (int kh = 0; kh < GWU_KH; ++kh) {
         const int oh = c.ih - p.padding_h + (t.kh0 + kh) * p.dilation_h;
         const bool kh_ok = t.kh0 + kh < p.kernel_h && oh >= 0 && oh < p.h_out;
-        const float *g_kh = g_unit + (int64_t)(kh_ok ? oh : 0) * p.w_out; /* row co = warp */
+        const float *g_kh = g_unit + (int64_t)oh * p.w_out; /* row co = warp; read where kh_ok */
         float *d = gs + (kh * CO + warp) * GWU_GS;
 #pragma unroll
         for (int k = 0; k < ROWS * M / 32; ++k) {
             const int row = 32 * k / M + (M < 32 ? lane / M : 0), col = (32 * k + lane) % M * V;
             const bool ok = kh_ok && t.co0 + warp + NW * row < p.cog && c0 + col >= 0 && c0 + col < p.w_out;
-            gwu_copy<V>(d + NW * row * GWU_GS + col, ok ? g_kh + NW * row * plane + col : p.grad_y, ok);
+            gwu_copy<V>(d + NW * row * GWU_GS + col, g_kh + NW * row * plane + col, ok);
         }
         /* the 4 halo columns of the warp's rows: ROWS * H copies, the other lanes idle */
         if (lane < ROWS * H) {
             const int row = lane / H, col = GWU_PX + lane % H * V;
             const bool ok = kh_ok && t.co0 + warp + NW * row < p.cog && c0 + col >= 0 && c0 + col < p.w_out;
-            gwu_copy<V>(d + NW * row * GWU_GS + col, ok ? g_kh + NW * row * plane + col : p.grad_y, ok);
+            gwu_copy<V>(d + NW * row * GWU_GS + col, g_kh + NW * row * plane + col, ok);
         }
     }
 }
