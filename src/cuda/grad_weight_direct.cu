@@ -36,6 +36,7 @@
 #include <stdint.h>
 
 #include "cuda/common.cuh"
+#include "cuda/grad_weight_slices.cuh"
 #include "cuda/variant.h"
 
 /* One thread's register tile: 4 input channels x 4 output channels (x KWT tap columns). */
@@ -397,20 +398,6 @@ grad_weight_direct_kernel(gwd_params p)
     }
 }
 
-/* grad_weight[i] = sum over slices s, in order, of partial[s][i], in double.
- * partial is (slices, weight_elems), grad_weight is (C_in, Cog, kH, kW). */
-template <typename T>
-__global__ void grad_weight_direct_reduce(const float *partial, T *grad_weight, int slices,
-                                          int64_t weight_elems)
-{
-    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < weight_elems;
-         i += (int64_t)gridDim.x * blockDim.x) {
-        double s = 0.0;
-        for (int k = 0; k < slices; k++) s += (double)partial[k * weight_elems + i];
-        grad_weight[i] = from_acc<T>((acc_t<T>)s);
-    }
-}
-
 /* ---- host side: one plan, used by can_implement, workspace_size and launch ---- */
 
 typedef struct gwd_plan {
@@ -573,10 +560,7 @@ template <typename T> cudaError_t gwd_launch_body::operator()() const
     kernel<<<grid, threads, pl->smem_bytes, a->stream>>>(prm);
     cudaError_t err = cudaGetLastError();
     if (err != cudaSuccess) return err;
-    const int64_t blocks = (prm.weight_elems + 255) / 256;
-    grad_weight_direct_reduce<T><<<(unsigned)(blocks < 65536 ? blocks : 65536), 256, 0, a->stream>>>(
-        prm.partial, (T *)a->grad_weight, pl->slices, prm.weight_elems);
-    return cudaGetLastError();
+    return grad_weight_launch_reduce<T>(prm.partial, (T *)a->grad_weight, pl->slices, prm.weight_elems, a->stream);
 }
 
 /* float64 is rejected by can_implement. */

@@ -1,21 +1,9 @@
 /*
  * grad_weight_units.cu - the host side of the unit-tiled grad_weight variants (the plan, the
- * workspace, the launch) and their fixed-order reduction of the slices; see
- * grad_weight_units.cuh.
+ * workspace, the launch); see grad_weight_units.cuh.
  */
 #include "cuda/grad_weight_units.cuh"
-
-/* grad_weight[i] = sum over slices s, in order, of partial[s][i], in double.
- * partial is (slices, weight_elems), grad_weight is (C_in, Cog, kH, kW). */
-__global__ void gwu_reduce(const float *partial, float *grad_weight, int slices, int64_t weight_elems)
-{
-    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < weight_elems;
-         i += (int64_t)gridDim.x * blockDim.x) {
-        double s = 0.0;
-        for (int k = 0; k < slices; ++k) s += (double)partial[k * weight_elems + i];
-        grad_weight[i] = (float)s;
-    }
-}
+#include "cuda/grad_weight_slices.cuh"
 
 int gwu_width_x(const tconv_problem *p, const void *x)
 {
@@ -107,8 +95,5 @@ cudaError_t gwu_launch(const tconv_args *a, gwu_params *q, gwu_kernel kernel, in
     kernel<<<grid, threads, smem_bytes, a->stream>>>(*q);
     err = cudaGetLastError();
     if (err != cudaSuccess) return err;
-    const int64_t blocks = (q->weight_elems + 255) / 256;
-    gwu_reduce<<<(unsigned)(blocks < 65536 ? blocks : 65536), 256, 0, a->stream>>>(
-        q->partial, (float *)a->grad_weight, q->slices, q->weight_elems);
-    return cudaGetLastError();
+    return grad_weight_launch_reduce<float>(q->partial, (float *)a->grad_weight, q->slices, q->weight_elems, a->stream);
 }

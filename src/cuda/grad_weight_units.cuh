@@ -10,18 +10,19 @@
  *
  * Work: K is cut into units of one input row (n, ih) x GWU_PX = 64 pixels; slice s of the
  * grid's y axis owns units [s*U/S, (s+1)*U/S).  A CTA owns one slice and one output tile:
- * 64 ci x 32 co x 3 tap rows (kh0 .. kh0 + 2) x 3 tap columns.  A 3-deep cp.async
- * pipeline (or 2-deep) stages per unit the tile's x (64 ci rows x 64 pixels, laid out as the multiply
- * wants them) and
- *   gs    [3 kh][32 co][GWU_GS]: grad_y rows ih - padding_h + kh*dilation_h, columns
+ * 64 ci x CO co (32 for the MMA variants, 16 for the FMA one) x 3 tap rows (kh0 .. kh0 + 2)
+ * x 3 tap columns.  A cp.async pipeline (3 stages MMA, 2 FMA) stages per unit the tile's x
+ * (64 ci rows x 64 pixels, laid out as the multiply wants them) and
+ *   gs    [3 kh][CO][GWU_GS]: grad_y rows ih - padding_h + kh*dilation_h, columns
  *         iw0 - padding_w + c for c < 68 (the pixels plus the halo of the tap columns),
  * zero wherever the source is outside its tensor or the tile, so every tap is a shifted
  * read of one staged row.
  *
  * Accuracy and determinism: a unit's products are summed in short inner sums (registers or
- * tensor-core accumulators) that are added into outer float sums once per unit or two; each
- * slice's outer sums go to the workspace with plain stores, and a second kernel adds the
- * slices in a fixed order in double.  No atomics: bitwise deterministic.
+ * tensor-core accumulators) that are added into outer float sums every unit (MMA) or 8
+ * units (FMA); each slice's outer sums go to the workspace with plain stores, and
+ * grad_weight_slices.cuh adds the slices in a fixed order in double.  No atomics: bitwise
+ * deterministic.
  */
 #ifndef TCONV_CUDA_GRAD_WEIGHT_UNITS_CUH
 #define TCONV_CUDA_GRAD_WEIGHT_UNITS_CUH
