@@ -35,18 +35,6 @@ def functional_cases():
     ]
 
 
-CASES = functional_cases()
-
-
-@pytest.mark.parametrize("x,weight,bias,kwargs,word", [c[1:] for c in CASES],
-                         ids=[c[0] for c in CASES])
-def test_functional_rejects_like_pytorch(x, weight, bias, kwargs, word):
-    with pytest.raises(RuntimeError):
-        F.conv_transpose2d(x, weight, bias, **kwargs)
-    with pytest.raises(RuntimeError, match=word):
-        tconv.conv_transpose2d(x, weight, bias, **kwargs)
-
-
 def type_error_cases():
     """(id, x, weight, bias, kwargs, word the message must contain)"""
     g = torch.Generator().manual_seed(0)
@@ -65,15 +53,19 @@ def type_error_cases():
     ]
 
 
-TYPE_CASES = type_error_cases()
+# (id, exception type, x, weight, bias, kwargs, word): values PyTorch rejects with a
+# RuntimeError, and values of the wrong type, which it rejects with a TypeError
+CASES = ([(c[0], RuntimeError) + c[1:] for c in functional_cases()] +
+         [(c[0], TypeError) + c[1:] for c in type_error_cases()])
 
 
-@pytest.mark.parametrize("x,weight,bias,kwargs,word", [c[1:] for c in TYPE_CASES],
-                         ids=[c[0] for c in TYPE_CASES])
-def test_functional_type_errors_like_pytorch(x, weight, bias, kwargs, word):
-    with pytest.raises(TypeError):
+@pytest.mark.parametrize("error,x,weight,bias,kwargs,word", [c[1:] for c in CASES],
+                         ids=[c[0] for c in CASES])
+def test_functional_rejects_like_pytorch(error, x, weight, bias, kwargs, word):
+    """The exception type PyTorch raises, with a message naming the argument."""
+    with pytest.raises(error):
         F.conv_transpose2d(x, weight, bias, **kwargs)
-    with pytest.raises(TypeError, match=word):
+    with pytest.raises(error, match=word):
         tconv.conv_transpose2d(x, weight, bias, **kwargs)
 
 
