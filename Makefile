@@ -4,15 +4,16 @@
 #   make test       C tests + pytest (CPU always; GPU tests too where a GPU is present)
 #   make gpu-test   on a GPU machine: build with CUDA, GPU tests, compute-sanitizer, short table
 #   make bench      the benchmark (python -m tconv.bench); BENCH_ARGS=--quick for a short run
-#   make cuda-check compile the CUDA sources for sm_80 and sm_90, no warnings allowed
+#   make cuda-check compile the CUDA sources for sm_80 and sm_90(a), no warnings allowed
 
 CC      ?= cc
 NVCC    ?= nvcc
 CFLAGS  ?= -O2
 CFLAGS  += -std=c11 -Wall -Wextra -Wpedantic -Werror -fopenmp -Iinclude -Isrc
 NVFLAGS ?= -O3
+# sm_90a (Hopper's wgmma) with TCONV_WGMMA, which tells the host code that the build holds it
 NVFLAGS += -std=c++17 -Iinclude -Isrc -Xcompiler -Wall,-Wextra -Werror all-warnings \
-           -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90
+           -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90a,code=sm_90a -DTCONV_WGMMA
 
 # The virtual environment of `make demo` / `make test`; GPU machines bring their own torch,
 # so gpu-test and bench use the system interpreter unless PYTHON is given.

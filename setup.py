@@ -7,7 +7,8 @@ kernels in src/cuda/*.cu are compiled by nvcc; without it, src/no_cuda.c stands 
 Environment:
     TCONV_CUDA=0|1      force the CPU-only or the CUDA build (default: CUDA when torch was
                         built with CUDA and the nvcc found has the same major version)
-    TCONV_CUDA_ARCHS    compute capabilities for nvcc, e.g. "80;90" (default "80;90")
+    TCONV_CUDA_ARCHS    compute capabilities for nvcc, e.g. "80;90a" (default "80;90a", or
+                        "80;90" with nvcc 11); 90a adds Hopper's wgmma kernels
 """
 import glob
 import os
@@ -56,10 +57,13 @@ def use_cuda():
 
 
 def gencode_flags():
-    archs = os.environ.get("TCONV_CUDA_ARCHS", "80;90").replace(",", ";").split(";")
+    default = "80;90a" if (nvcc_major() or 0) >= 12 else "80;90"
+    archs = os.environ.get("TCONV_CUDA_ARCHS", default).replace(",", ";").split(";")
     flags = []
     for arch in filter(None, (a.strip() for a in archs)):
         flags += ["-gencode", "arch=compute_%s,code=sm_%s" % (arch, arch)]
+        if arch == "90a":
+            flags.append("-DTCONV_WGMMA")  # the host code may dispatch to the wgmma kernels
     return flags
 
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # cuda_check.sh - compile every src/cuda/*.cu and dev/cuda/*.cu (the kernel lab) for sm_80 and
-# sm_90 with this machine's nvcc and with CUDA 11.8's nvcc (the oldest toolkit tconv
-# supports), warnings as errors; and the lab's C driver.  Needs
-# no GPU; `make cuda-check` and CI run it.
+# sm_90a with this machine's nvcc and for sm_80 and sm_90 with CUDA 11.8's nvcc (the oldest
+# toolkit tconv supports; it has no sm_90a, so no wgmma), warnings as errors; and the lab's C
+# driver.  Needs no GPU; `make cuda-check` and CI run it.
 #
 # CUDA 11.8 is assembled once under build/cuda-check/cuda-11.8 (later runs reuse it):
 #   - nvcc, cicc, ptxas, ... from Debian's nvidia-cuda-toolkit 11.8 (bookworm, non-free),
@@ -19,7 +19,10 @@ CACHE=build/cuda-check
 CUDA118="$CACHE/cuda-11.8"
 NVCC_NEW=${NVCC:-nvcc}
 FLAGS=(-O3 -std=c++17 -Iinclude -Isrc -Xcompiler -Wall,-Wextra,-Werror -Werror all-warnings
-       -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90)
+       -gencode arch=compute_80,code=sm_80)
+# sm_90a (wgmma) where the toolkit has it; CUDA 11.8 builds sm_90 without the wgmma kernels
+SM90A=(-gencode arch=compute_90a,code=sm_90a -DTCONV_WGMMA)
+SM90=(-gencode arch=compute_90,code=sm_90)
 
 install_cuda118() {
     local tmp="$CACHE/download" apt
@@ -96,8 +99,8 @@ compile_one() {
     fi
 }
 
-compile "$NVCC_NEW"
-compile "$CUDA118/bin/nvcc" -ccbin g++-11
+compile "$NVCC_NEW" "${SM90A[@]}"
+compile "$CUDA118/bin/nvcc" -ccbin g++-11 "${SM90[@]}"
 
 # the kernel lab's C driver, against the CUDA runtime's headers
 CUDA_INC="$(dirname "$(command -v "$NVCC_NEW")")/../include"

@@ -19,9 +19,11 @@ mkdir -p "$LOGS"
 rm -f "$LOGS"/*.status
 CARD=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -n 1)
 CARD=${CARD:-no GPU found}
-# build for this card only (faster); TCONV_CUDA_ARCHS overrides
+# build for this card only (faster; 9.0 as sm_90a, for the wgmma kernels); TCONV_CUDA_ARCHS
+# overrides
 ARCH=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -n 1 | tr -d .)
-export TCONV_CUDA_ARCHS=${TCONV_CUDA_ARCHS:-${ARCH:-80;90}}
+[ "$ARCH" = 90 ] && ARCH=90a
+export TCONV_CUDA_ARCHS=${TCONV_CUDA_ARCHS:-${ARCH:-80;90a}}
 export MAX_JOBS=${MAX_JOBS:-$(nproc)}
 # the system's gcc/g++ (/usr/bin where present), not a toolchain that links libstdc++
 # statically into the extension: that gives it a second copy of iostreams, which crashes as
