@@ -55,7 +55,10 @@ PROBLEMS += list(AWKWARD.items()) + list(MEDIUM.items())
 def poison_allocator():
     """Fills free caching-allocator memory with NaN: the next torch.empty (the outputs and
     workspaces that tconv.ops allocates) gets NaN bytes.  Covers the small-block pool
-    (blocks up to 1 MiB) and the large one."""
+    (blocks up to 1 MiB) and the large one.  The cache is emptied first: a free block that
+    earlier tests left, closer in size to a request than the poisoned ones, would be
+    reused instead of them."""
+    torch.cuda.empty_cache()
     small = [torch.full((1 << 18,), float("nan"), device="cuda") for _ in range(16)]
     large = torch.full((1 << 24,), float("nan"), device="cuda")
     del small, large
