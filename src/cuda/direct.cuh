@@ -37,6 +37,9 @@
  * products of big and small TF32 pieces, flushed into float32 sums after every stage) in
  * fp32 mode.
  * Both leave through a per-warp shared-memory transpose, so that every store writes whole rows.
+ * The warpgroup tile (direct_wgmma.cuh, sm_90a, tf32 mode) keeps the phases, planes and tap
+ * and tile tables but interleaves a stage's channels by quads, so that Hopper's wgmma reads
+ * both operands from shared memory, one wgmma per tap for 4 rows of 64 pixels.
  */
 #ifndef TCONV_CUDA_DIRECT_CUH
 #define TCONV_CUDA_DIRECT_CUH
@@ -51,6 +54,7 @@
 #define DIRECT_MAX_STRIDE 32 /* residues of an axis are a 32-bit mask */
 #define DIRECT_RPX 8         /* consecutive pixels per thread */
 #define DIRECT_TW 32         /* tile width: 4 threads x 8 pixels */
+#define DIRECT_WGMMA_PITCH 64 /* source row pitch of the warpgroup tile (direct_wgmma.cuh) */
 #define DIRECT_MMA_EPI (64 * 36) /* per-warp epilogue tile of the MMA kernel */
 #define DIRECT_STAGES 3                 /* shared-memory stages of the channel pipeline */
 #define DIRECT_STAGE_BYTES (104 * 1024) /* all stages, so that 2 CTAs fit on an SM */
@@ -58,9 +62,10 @@
 
 enum { DIRECT_FORWARD = 0, DIRECT_GRAD_INPUT = 1 };
 
-/* How a tile multiplies: FP32 FMA, one TF32 mma per product (tf32 mode), or three
- * (3xTF32: big*big + big*small + small*big, fp32 mode). */
-enum { DIRECT_FMA = 0, DIRECT_MMA_TF32 = 1, DIRECT_MMA_3XTF32 = 2 };
+/* How a tile multiplies: FP32 FMA, one TF32 mma per product (tf32 mode), three
+ * (3xTF32: big*big + big*small + small*big, fp32 mode), or Hopper's warpgroup mma on TF32
+ * operands in shared memory (tf32 mode, direct_wgmma.cuh). */
+enum { DIRECT_FMA = 0, DIRECT_MMA_TF32 = 1, DIRECT_MMA_3XTF32 = 2, DIRECT_WGMMA_TF32 = 3 };
 
 /* One spatial axis of the correlation. */
 typedef struct direct_axis {
@@ -84,6 +89,8 @@ typedef struct direct_params {
     void *dst;          /* (N, groups*Co, dst H, dst W) */
     int cr, co;         /* reduction and destination channels per group */
     int groups;
+    int tw;             /* destination columns of a tile (in the padding before the int64s: moving
+                         * the later fields' offsets made ptxas spill the FMA tiles) */
     int64_t w_red, w_out, w_group; /* weight strides of a reduction channel, destination channel, group */
     direct_axis ah, aw;
     int phases_h, phases_w; /* the strides for forward, 1 for grad-input */
@@ -160,16 +167,19 @@ __host__ __device__ inline int64_t direct_weights_offset(const direct_params &P,
            (int64_t)chunk * P.wchunk;
 }
 
-/* Odd row pitch: the 32 lanes of a warp (8 rows x 4 column groups of 8) then hit 32 banks. */
-__host__ __device__ inline int direct_pitch(int cols) { return cols | 1; }
+/* Row pitch of a source tile of `cols` columns: odd, so that the 32 lanes of a warp (8 rows x
+ * 4 column groups of 8) hit 32 banks; the warpgroup tile's rows are always 64 pixels (its
+ * tile width is chosen to fill them, see direct_shape_make). */
+__host__ __device__ inline int direct_pitch(int cols, int mma) { return mma == DIRECT_WGMMA_TF32 ? DIRECT_WGMMA_PITCH : cols | 1; }
 
-/* Elements of one reduction channel's source tile.  For tensor cores the channel stride is
- * 8 mod 32 banks: the 4 channels of an mma fragment's k then sit in 4 disjoint bank octets. */
+/* Elements of one reduction channel's source tile.  For mma.sync tiles the channel stride
+ * is 8 mod 32 banks: the 4 channels of an mma fragment's k then sit in 4 disjoint bank
+ * octets.  Warpgroup tiles interleave channels by quads instead (direct_wgmma.cuh). */
 __host__ __device__ inline int direct_chan_elems(const direct_axis_plan *h, const direct_axis_plan *w, int th, int mma)
 {
     const int planes = direct_popc(h->res) * direct_popc(w->res);
-    const int chan = planes * direct_span(h, th) * direct_pitch(direct_span(w, DIRECT_TW));
-    return mma && chan ? chan + ((8 - chan % 32) + 32) % 32 : chan;
+    const int chan = planes * direct_span(h, th) * direct_pitch(direct_span(w, DIRECT_TW), mma);
+    return (mma == DIRECT_MMA_TF32 || mma == DIRECT_MMA_3XTF32) && chan ? chan + ((8 - chan % 32) + 32) % 32 : chan;
 }
 
 /* ---- device side ---- */
@@ -219,7 +229,7 @@ __device__ void direct_build_taps(const direct_params &P, int rh, int rw, int th
     const direct_axis_plan ph = direct_plan_axis(&P.ah, MODE, rh);
     const direct_axis_plan pw = direct_plan_axis(&P.aw, MODE, rw);
     t->rows = direct_span(&ph, th);
-    t->pitch = direct_pitch(direct_span(&pw, DIRECT_TW));
+    t->pitch = direct_pitch(direct_span(&pw, DIRECT_TW), MMA);
     t->plane = t->rows * t->pitch;
     t->nres_w = direct_popc(pw.res);
     t->chan = direct_chan_elems(&ph, &pw, th, MMA);
@@ -266,12 +276,14 @@ __device__ void direct_build_taps(const direct_params &P, int rh, int rw, int th
 __host__ __device__ constexpr int direct_pieces(int mma) { return mma == DIRECT_MMA_3XTF32 ? 2 : 1; }
 
 /* Where piece `piece` of weight(c, tap, o) of a stage goes: [c][tap][o] for FMA tiles; for
- * tensor cores the A-fragment order of mma.m16n8k8 (row o, column c within the 8 channels
- * of a stage), [tap][o / 16][piece][lane][register], so that a lane loads a fragment with
- * one conflict-free LDS.128. */
+ * mma.sync the A-fragment order of mma.m16n8k8 (row o, column c within the 8 channels of a
+ * stage), [tap][o / 16][piece][lane][register], so that a lane loads a fragment with one
+ * conflict-free LDS.128; for warpgroup mma [tap][c / 4][o][c % 4], the K-major layout of
+ * its A operand without swizzle (core matrices of 8 channels o x 4 channels c, 128 bytes). */
 template <int TCO, int MMA> __device__ __forceinline__ int direct_weight_slot(int c, int tap, int o, int ntaps, int piece)
 {
-    if (!MMA) return (c * ntaps + tap) * TCO + o;
+    if (MMA == DIRECT_FMA) return (c * ntaps + tap) * TCO + o;
+    if (MMA == DIRECT_WGMMA_TF32) return ((tap * 2 + c / 4) * TCO + o) * 4 + c % 4;
     const int r = o % 16, lane = (r % 8) * 4 + c % 4, reg = r / 8 + 2 * (c / 4);
     return (((tap * (TCO / 16) + o / 16) * direct_pieces(MMA) + piece) * 32 + lane) * 4 + reg;
 }
@@ -363,13 +375,15 @@ template <> __device__ __forceinline__ void load_weights<4, float>(float (&w)[4]
     w[0] = a.x; w[1] = a.y; w[2] = a.z; w[3] = a.w;
 }
 
-/* Where a CTA works: one phase, TH x TW destination pixels, one channel tile, one image. */
+/* Where a CTA works: one phase, TH x tw destination pixels, one channel tile, one image. */
 struct direct_block {
     int phase, rh, rw, i0, j0, count_h, count_w, g, cot, n;
 };
 
-/* Decodes blockIdx; returns false when the tile lies outside its (smaller) phase. */
-template <int MODE, int TH> __device__ __forceinline__ bool direct_block_init(const direct_params &P, direct_block &b)
+/* Decodes blockIdx for tiles of TH x tw (P.tw; the FMA and mma.sync tiles keep the constant
+ * default); returns false when the tile lies outside its (smaller) phase. */
+template <int MODE, int TH>
+__device__ __forceinline__ bool direct_block_init(const direct_params &P, direct_block &b, int tw = DIRECT_TW)
 {
     const int tiles = P.tiles_h * P.tiles_w;
     b.phase = blockIdx.x / tiles;
@@ -377,7 +391,7 @@ template <int MODE, int TH> __device__ __forceinline__ bool direct_block_init(co
     b.rh = b.phase / P.phases_w;
     b.rw = b.phase % P.phases_w;
     b.i0 = tile / P.tiles_w * TH;
-    b.j0 = tile % P.tiles_w * DIRECT_TW;
+    b.j0 = tile % P.tiles_w * tw;
     b.count_h = direct_count(&P.ah, MODE, b.rh);
     b.count_w = direct_count(&P.aw, MODE, b.rw);
     b.g = blockIdx.y / P.co_tiles;
@@ -711,18 +725,26 @@ __global__ void __launch_bounds__(256, MMA == DIRECT_MMA_3XTF32 ? 1 : 2) direct_
     }
 }
 
+#include "cuda/direct_wgmma.cuh"
+
 /* ---- host side ---- */
 
 /* The tile configurations of the engine; a variant is one of them.  MMA tiles run
- * direct_mma_kernel (64 channels x 8 rows x 32 pixels, fixed). */
+ * direct_mma_kernel (64 channels x 8 rows x 32 pixels, fixed), the warpgroup tile
+ * direct_wgmma_kernel (64 channels x 8 rows x up to 62 pixels). */
 template <int RCO, int WARPS_CO, int WARPS_PX, int MMA = DIRECT_FMA> struct direct_tile {
     static constexpr int rco = RCO, warps_co = WARPS_CO, warps_px = WARPS_PX, tco = RCO * WARPS_CO,
-                         th = 8 * WARPS_PX, nwarps = WARPS_CO * WARPS_PX, pieces = direct_pieces(MMA),
-                         stage_bytes = MMA == DIRECT_MMA_3XTF32 ? DIRECT_SPLIT_STAGE_BYTES : DIRECT_STAGE_BYTES;
+                         th = 8 * WARPS_PX, nwarps = WARPS_CO * WARPS_PX,
+                         pieces = direct_pieces(MMA),
+                         stages = MMA == DIRECT_WGMMA_TF32 ? DIRECT_WGMMA_STAGES : DIRECT_STAGES,
+                         stage_bytes = MMA == DIRECT_MMA_3XTF32   ? DIRECT_SPLIT_STAGE_BYTES
+                                       : MMA == DIRECT_WGMMA_TF32 ? DIRECT_WGMMA_STAGE_BYTES
+                                                                  : DIRECT_STAGE_BYTES;
     static constexpr int mma = MMA;
 };
 typedef direct_tile<8, 8, 1, DIRECT_MMA_TF32> direct_tf32_tile;
 typedef direct_tile<8, 8, 1, DIRECT_MMA_3XTF32> direct_3xtf32_tile;
+typedef direct_tile<8, 8, 1, DIRECT_WGMMA_TF32> direct_wgmma_tile;
 
 /* The geometry of one pass as the engine sees it. */
 typedef struct direct_shape {
@@ -761,7 +783,7 @@ static int direct_shape_make(direct_shape *s, int mode, const tconv_problem *p, 
     P->phases_w = fwd ? aw.stride : 1;
 
     /* the largest stage over all phases decides the shared memory */
-    int chan = 0, wts = 0, max_count_h = 0, max_count_w = 0;
+    int chan = 0, wts = 0, max_count_h = 0, max_count_w = 0, wspan = 0;
     s->taps = -1;
     for (int rh = 0; rh < P->phases_h; ++rh) {
         const direct_axis_plan ph = direct_plan_axis(&ah, mode, rh);
@@ -769,6 +791,7 @@ static int direct_shape_make(direct_shape *s, int mode, const tconv_problem *p, 
         for (int rw = 0; rw < P->phases_w; ++rw) {
             const direct_axis_plan pw = direct_plan_axis(&aw, mode, rw);
             if (pw.count > max_count_w) max_count_w = pw.count;
+            if (pw.ntaps && pw.qmax - pw.qmin > wspan) wspan = pw.qmax - pw.qmin;
             if (ph.ntaps * pw.ntaps > DIRECT_MAX_TAPS) return 0;
             s->taps = s->taps < 0 || s->taps == ph.ntaps * pw.ntaps ? ph.ntaps * pw.ntaps : 0;
             const int e = direct_chan_elems(&ph, &pw, Tile::th, Tile::mma);
@@ -780,20 +803,24 @@ static int direct_shape_make(direct_shape *s, int mode, const tconv_problem *p, 
      * holds exactly the 8 channels of one k step */
     int cc = 8;
     while (!Tile::mma && cc > 1 &&
-           DIRECT_STAGES * (size_t)(direct_round4(cc * chan) + cc * wts) * elem > Tile::stage_bytes)
+           Tile::stages * (size_t)(direct_round4(cc * chan) + cc * wts) * elem > Tile::stage_bytes)
         cc /= 2;
     P->cc = cc;
     P->stage = direct_round4(direct_round4(cc * chan) + cc * wts);
-    if (DIRECT_STAGES * (size_t)P->stage * elem > Tile::stage_bytes) return 0;
+    if (Tile::stages * (size_t)P->stage * elem > Tile::stage_bytes) return 0;
     /* the stages (the tiles leave through a per-warp transpose in their place: 8 rows x 33
-     * for FMA tiles, 64 channels x 36 for MMA tiles), then the tile table: one int per
-     * element of a channel's tile */
-    const int epilogue = Tile::nwarps * (Tile::mma ? DIRECT_MMA_EPI : 8 * 33);
-    P->table = DIRECT_STAGES * P->stage > epilogue ? DIRECT_STAGES * P->stage : epilogue;
+     * for FMA tiles, 64 channels x 36 for MMA tiles; the warpgroup tile stores from its
+     * registers), then the tile table: one int per element of a channel's tile */
+    const int epilogue = Tile::mma == DIRECT_WGMMA_TF32 ? 0 : Tile::nwarps * (Tile::mma ? DIRECT_MMA_EPI : 8 * 33);
+    P->table = Tile::stages * P->stage > epilogue ? Tile::stages * P->stage : epilogue;
     s->smem_bytes = (size_t)P->table * elem + (size_t)chan * sizeof(int);
 
     P->tiles_h = (max_count_h + Tile::th - 1) / Tile::th;
-    P->tiles_w = (max_count_w + DIRECT_TW - 1) / DIRECT_TW;
+    /* the warpgroup tile's columns and their halo fill its 64-pixel source rows; it takes
+     * images at least that wide */
+    P->tw = Tile::mma == DIRECT_WGMMA_TF32 ? DIRECT_WGMMA_PITCH - wspan : DIRECT_TW;
+    if (P->tw < 16 || (Tile::mma == DIRECT_WGMMA_TF32 && max_count_w < P->tw)) return 0;
+    P->tiles_w = (max_count_w + P->tw - 1) / P->tw;
     P->co_tiles = (int)((P->co + Tile::tco - 1) / Tile::tco);
     P->nchunks = (P->cr + cc - 1) / cc;
     P->wchunk = cc * wts;
@@ -816,6 +843,9 @@ template <int MODE, typename Tile> struct direct_launch {
          * kernel has a fully unrolled form for the common 9 taps per phase (3x3, stride 1) */
         if constexpr (Tile::mma != DIRECT_FMA && !std::is_same<T, float>::value) {
             return cudaErrorInvalidValue;
+        } else if constexpr (Tile::mma == DIRECT_WGMMA_TF32) {
+            if (s.taps != 9 && s.taps != 4) return cudaErrorInvalidValue;
+            return launch<T>(s, s.taps == 9 ? direct_wgmma_kernel<MODE, 9> : direct_wgmma_kernel<MODE, 4>);
         } else if constexpr (Tile::mma != DIRECT_FMA) {
             return launch<T>(s, s.taps == 9 ? direct_mma_kernel<MODE, Tile::mma, 9> : direct_mma_kernel<MODE, Tile::mma, 0>);
         } else if constexpr (sizeof(acc_t<T>) == 8 && Tile::rco * DIRECT_RPX > 32) {
@@ -854,17 +884,22 @@ static inline size_t direct_elem(const tconv_config *config)
 
 /* can_implement of a variant: `min_co` keeps wide tiles away from few channels, where
  * most of their lanes would idle; wide FMA tiles hold too many float64 accumulators;
- * tensor-core tiles take float32 only, TF32 tiles in tf32 mode, 3xTF32 tiles in fp32 mode. */
+ * tensor-core tiles take float32 only, TF32 tiles in tf32 mode, 3xTF32 tiles in fp32 mode;
+ * the warpgroup tile runs only where the build holds it (sm_90a, a 9.0 device), and only
+ * with 9 or 4 taps in every phase. */
 template <int MODE, typename Tile>
 static int direct_can_implement(const tconv_problem *p, const tconv_config *config, int min_co)
 {
     const int64_t co = (MODE == DIRECT_FORWARD ? p->c_out : p->c_in) / p->groups;
     if (co < min_co) return 0;
     if (Tile::mma != DIRECT_FMA && config->dtype != TCONV_FLOAT32) return 0;
-    if (Tile::mma != DIRECT_FMA && (config->precision == TCONV_PRECISION_TF32) != (Tile::mma == DIRECT_MMA_TF32)) return 0;
+    const int tf32_tile = Tile::mma == DIRECT_MMA_TF32 || Tile::mma == DIRECT_WGMMA_TF32;
+    if (Tile::mma != DIRECT_FMA && (config->precision == TCONV_PRECISION_TF32) != tf32_tile) return 0;
+    if (Tile::mma == DIRECT_WGMMA_TF32 && !direct_wgmma_available()) return 0;
     if (config->dtype == TCONV_FLOAT64 && Tile::rco * DIRECT_RPX > 32) return 0;
     direct_shape s;
     if (!direct_shape_make<Tile>(&s, MODE, p, direct_elem(config))) return 0;
+    if (Tile::mma == DIRECT_WGMMA_TF32 && s.taps != 9 && s.taps != 4) return 0;
     /* what this device lends a CTA (sm_80: 163 KB; the 3xTF32 budget leaves the table and
      * the tap tables little room there) */
     int dev = 0, optin = 0;

@@ -430,6 +430,13 @@ static const tconv_problem awkward[] = {
     {2, 64, 20, 36, 64, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 1, 0, 0},
     {1, 32, 17, 19, 48, 4, 4, 2, 2, 1, 1, 0, 0, 1, 1, 1, 0, 0},
     {2, 16, 33, 40, 32, 3, 3, 1, 1, 1, 1, 0, 0, 1, 1, 2, 0, 0},
+    /* two column strips of 64-wide tiles, a row tail, 40 of 64 channels (grad-input) */
+    {1, 40, 11, 75, 64, 3, 3, 1, 1, 1, 1, 0, 0, 1, 1, 1, 0, 0},
+    /* more tiles than SMs, so that persistent CTAs walk several (3 chunks of 8 channels; 1) */
+    {16, 24, 40, 70, 32, 3, 3, 1, 1, 1, 1, 0, 0, 1, 1, 1, 0, 0},
+    {24, 8, 24, 70, 24, 3, 3, 1, 1, 1, 1, 0, 0, 1, 1, 1, 0, 0},
+    /* 4x4 stride 2 with wide phases (4 taps each, forward) */
+    {1, 24, 6, 70, 32, 4, 4, 2, 2, 1, 1, 0, 0, 1, 1, 1, 0, 0},
     /* a long grad_weight sum (30720 terms) */
     {4, 2, 96, 80, 3, 3, 3, 1, 1, 1, 1, 0, 0, 1, 1, 1, 0, 0},
 };

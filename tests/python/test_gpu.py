@@ -47,6 +47,9 @@ MEDIUM = {
     "tiles_strided": make(1, 32, 48, (17, 19), 4, stride=2, padding=1),
     "tiles_grouped": make(2, 16, 32, (33, 40), 3, padding=1, groups=2),
     "channels_67_37": make(2, 67, 37, (13, 17), 3, padding=1, bias=False),
+    "tiles_wide": make(1, 40, 64, (11, 75), 3, padding=1),
+    "tiles_many": make(16, 24, 32, (40, 70), 3, padding=1),
+    "tiles_wide_strided": make(1, 24, 32, (6, 70), 4, stride=2, padding=1),
 }
 PROBLEMS = [(f"random{i}", p) for i, p in enumerate(random_problems(SEED ^ 0x6A09E667, 120))]
 PROBLEMS += list(AWKWARD.items()) + list(MEDIUM.items())
