@@ -62,8 +62,8 @@ wait
 
 STEPS+=(test_cuda memcheck racecheck)
 step test_cuda 240 ./build/test_cuda
-step memcheck 180 "$SANITIZER" --tool memcheck --error-exitcode 1 ./build/test_cuda --small
-step racecheck 180 "$SANITIZER" --tool racecheck --error-exitcode 1 ./build/test_cuda --small
+step memcheck 300 "$SANITIZER" --tool memcheck --error-exitcode 1 ./build/test_cuda --small
+step racecheck 300 "$SANITIZER" --tool racecheck --error-exitcode 1 ./build/test_cuda --small
 
 STEPS+=(pytest)
 if "$PYTHON" -c "import pytest" 2> /dev/null; then

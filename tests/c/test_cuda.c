@@ -10,7 +10,8 @@
  * invalid argument must give its status.
  *
  *   build/test_cuda           the full run
- *   build/test_cuda --small   a few tiny problems (for compute-sanitizer)
+ *   build/test_cuda --small   a few small problems, two of them sized for the tiled variants
+ *                             (for compute-sanitizer)
  *   TCONV_TEST_SEED=<seed>    replays a run
  *
  * Prints "N passed, M failed"; exits non-zero on a failure or without a usable GPU.
@@ -414,6 +415,11 @@ static const tconv_problem awkward[] = {
     {2, 6, 5, 11, 9, 2, 4, 2, 3, 1, 2, 1, 0, 2, 1, 3, 0, 0},
     /* N = 0: grad_weight and grad_bias are zeros */
     {0, 4, 5, 5, 4, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 1, 0, 0},
+    /* the smallest problems every tiled variant takes (channels >= 24, rows of 62+ pixels):
+     * 3x3 stride 1 (9 taps), and 4x4 stride 2 with wide phases (4 taps each, forward);
+     * with the four above, what compute-sanitizer runs (--small) */
+    {1, 24, 6, 70, 32, 3, 3, 1, 1, 1, 1, 0, 0, 1, 1, 1, 0, 0},
+    {1, 24, 6, 70, 32, 4, 4, 2, 2, 1, 1, 0, 0, 1, 1, 1, 0, 0},
     /* stride > kernel */
     {2, 3, 5, 5, 5, 2, 2, 3, 3, 0, 0, 0, 0, 1, 1, 1, 0, 0},
     /* output_padding < dilation, above stride - 1 */
@@ -435,12 +441,10 @@ static const tconv_problem awkward[] = {
     /* more tiles than SMs, so that persistent CTAs walk several (3 chunks of 8 channels; 1) */
     {16, 24, 40, 70, 32, 3, 3, 1, 1, 1, 1, 0, 0, 1, 1, 1, 0, 0},
     {24, 8, 24, 70, 24, 3, 3, 1, 1, 1, 1, 0, 0, 1, 1, 1, 0, 0},
-    /* 4x4 stride 2 with wide phases (4 taps each, forward) */
-    {1, 24, 6, 70, 32, 4, 4, 2, 2, 1, 1, 0, 0, 1, 1, 1, 0, 0},
     /* a long grad_weight sum (30720 terms) */
     {4, 2, 96, 80, 3, 3, 3, 1, 1, 1, 1, 0, 0, 1, 1, 1, 0, 0},
 };
-enum { AWKWARD = sizeof(awkward) / sizeof(awkward[0]), AWKWARD_SMALL = 4, RANDOM = 16 };
+enum { AWKWARD = sizeof(awkward) / sizeof(awkward[0]), AWKWARD_SMALL = 6, RANDOM = 16 };
 
 /* ---- invalid arguments ---- */
 
