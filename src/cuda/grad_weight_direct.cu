@@ -61,8 +61,6 @@
 #define GWD_SLIDE_PIX 64
 #define GWD_SLIDE_STRIDE 68
 #define GWD_SLIDE_GROUPS ((GWD_SLIDE_PIX + 4) / 4) /* 4-float groups of a grad_y row */
-/* Workspace cap for the per-slice partial sums: 256 MiB. */
-#define GWD_MAX_WORKSPACE ((int64_t)256 << 20)
 
 typedef struct gwd_params {
     const void *x;        /* (N, C_in, H_in, W_in) */
@@ -497,8 +495,7 @@ static int gwd_make_plan(const tconv_problem *p, const tconv_config *config, gwd
         pl->slide = 0; /* the sliding window's 64-pixel chunks do not fit: gathered layout */
     }
 
-    /* Slices: GWD_WAVES waves of the CTAs the GPU holds at once, partials capped at
-     * GWD_MAX_WORKSPACE, at least one row each. */
+    /* Slices: GWD_WAVES waves of the CTAs the GPU holds at once, at least one row each. */
     const int threads = 32 * wci * (int)p->kernel_h;
     void (*kernel)(gwd_params) = gwd_kernel_for(config->dtype, pl->kwt, pl->slide);
     int sms = 0, per_sm = 0;
@@ -511,11 +508,7 @@ static int gwd_make_plan(const tconv_problem *p, const tconv_config *config, gwd
     const int64_t weight_elems = p->c_in * cog * p->kernel_h * p->kernel_w;
     const int64_t rows = p->n * p->h_in;
     if (rows > ((int64_t)1 << 40)) return 0; /* blockIdx.y * rows stays in int64 */
-    int64_t slices = ((int64_t)GWD_WAVES * sms * per_sm + tiles - 1) / tiles;
-    const int64_t cap = GWD_MAX_WORKSPACE / (weight_elems * (int64_t)sizeof(float));
-    if (slices > cap) slices = cap;
-    if (slices > rows) slices = rows;
-    if (slices < 1) slices = 1;
+    const int64_t slices = grad_weight_slice_count(GWD_WAVES, (int64_t)sms * per_sm, tiles, weight_elems, rows);
     const int64_t nseg = (p->w_in + q->pix - 1) / q->pix;
     if ((rows / slices + 1) * nseg > INT32_MAX) return 0; /* chunks of one CTA are counted in int */
     pl->slices = (int)slices;

@@ -55,12 +55,8 @@ int gwu_make_plan(const tconv_problem *p, gwu_kernel kernel, int threads, int sm
     const int64_t units = p->n * p->h_in * nseg;
     if (units > ((int64_t)1 << 40)) return 0; /* blockIdx.y * units stays in int64 */
     const int64_t weight_elems = p->c_in * cog * p->kernel_h * p->kernel_w;
-    int64_t slices = ((int64_t)GWU_WAVES * sms * per_sm + tiles - 1) / tiles;
-    const int64_t cap = GWU_MAX_WORKSPACE / (weight_elems * (int64_t)sizeof(float));
-    if (slices > cap) slices = cap;
-    if (slices > units) slices = units;
-    if (slices > 65535) slices = 65535;
-    if (slices < 1) slices = 1;
+    const int64_t slices = grad_weight_slice_count(GWU_WAVES, (int64_t)sms * per_sm, tiles, weight_elems,
+                                                   units < 65535 ? units : 65535); /* gridDim.y */
     if (units / slices + 1 > INT32_MAX) return 0; /* a CTA counts its units in int */
 
     q->x = q->grad_y = NULL;

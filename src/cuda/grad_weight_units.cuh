@@ -42,8 +42,6 @@
 #define GWU_STAGES 3    /* cp.async pipeline depth */
 /* Slices: GWU_WAVES waves of the CTAs the GPU holds at once. */
 #define GWU_WAVES 2
-/* Workspace cap for the per-slice partial sums: 256 MiB. */
-#define GWU_MAX_WORKSPACE ((int64_t)256 << 20)
 
 typedef struct gwu_params {
     const float *x;      /* (N, C_in, H_in, W_in) */
