@@ -895,7 +895,6 @@ static int direct_can_implement(const tconv_problem *p, const tconv_config *conf
     if (Tile::mma != DIRECT_FMA && config->dtype != TCONV_FLOAT32) return 0;
     const int tf32_tile = Tile::mma == DIRECT_MMA_TF32 || Tile::mma == DIRECT_WGMMA_TF32;
     if (Tile::mma != DIRECT_FMA && (config->precision == TCONV_PRECISION_TF32) != tf32_tile) return 0;
-    if (Tile::mma == DIRECT_WGMMA_TF32 && !direct_wgmma_available()) return 0;
     if (config->dtype == TCONV_FLOAT64 && Tile::rco * DIRECT_RPX > 32) return 0;
     direct_shape s;
     if (!direct_shape_make<Tile>(&s, MODE, p, direct_elem(config))) return 0;
@@ -903,9 +902,11 @@ static int direct_can_implement(const tconv_problem *p, const tconv_config *conf
     /* what this device lends a CTA (sm_80: 163 KB; the 3xTF32 budget leaves the table and
      * the tap tables little room there) */
     int dev = 0, optin = 0;
-    return cudaGetDevice(&dev) == cudaSuccess &&
-           cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) == cudaSuccess &&
-           s.smem_bytes + sizeof(direct_taps) <= (size_t)optin;
+    if (cudaGetDevice(&dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess)
+        return 0;
+    if (Tile::mma == DIRECT_WGMMA_TF32 && !direct_wgmma_available(dev)) return 0;
+    return s.smem_bytes + sizeof(direct_taps) <= (size_t)optin;
 }
 
 /* The prepared weights: every tap once per (group, channel tile, chunk), in stage order. */

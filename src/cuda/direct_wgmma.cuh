@@ -101,7 +101,6 @@ __device__ __forceinline__ void wgmma_m64n256k8_tf32(float (&d)[128], uint32_t a
 }
 #endif
 
-
 /* The source values of one stage: thread x copies the 8 channels of pixels x, x + 256, ...
  * (zero-filled past the source and past the `nvalid` channels left). */
 __device__ __forceinline__ void direct_wgmma_copy(float *stage, const float *src_c0, int64_t src_plane, int nvalid,
@@ -244,16 +243,16 @@ __global__ void __launch_bounds__(256, 1) direct_wgmma_kernel(const direct_param
 #endif
 }
 
-/* Whether this build holds the kernel for this device: an sm_90a build on a 9.0 device. */
-static inline int direct_wgmma_available(void)
+/* Whether this build holds the kernel for device dev: an sm_90a build on a 9.0 device. */
+static inline int direct_wgmma_available(int dev)
 {
 #if defined(TCONV_WGMMA)
-    int dev = 0, major = 0, minor = 0;
-    return cudaGetDevice(&dev) == cudaSuccess &&
-           cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess &&
+    int major = 0, minor = 0;
+    return cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess &&
            cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) == cudaSuccess && major == 9 &&
            minor == 0;
 #else
+    (void)dev;
     return 0;
 #endif
 }
