@@ -438,7 +438,8 @@ static const tconv_problem awkward[] = {
     {2, 16, 33, 40, 32, 3, 3, 1, 1, 1, 1, 0, 0, 1, 1, 2, 0, 0},
     /* two column strips of 64-wide tiles, a row tail, 40 of 64 channels (grad-input) */
     {1, 40, 11, 75, 64, 3, 3, 1, 1, 1, 1, 0, 0, 1, 1, 1, 0, 0},
-    /* more tiles than SMs, so that persistent CTAs walk several (3 chunks of 8 channels; 1) */
+    /* the tensor-core tiles with 3 stages of 8 channels and half their 64 channels, over more
+     * CTAs than SMs; then with a single stage (8 input channels, forward) */
     {16, 24, 40, 70, 32, 3, 3, 1, 1, 1, 1, 0, 0, 1, 1, 1, 0, 0},
     {24, 8, 24, 70, 24, 3, 3, 1, 1, 1, 1, 0, 0, 1, 1, 1, 0, 0},
     /* a long grad_weight sum (30720 terms) */
