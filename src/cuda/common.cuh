@@ -44,10 +44,10 @@ __device__ __forceinline__ float round_tf32(float v)
 
 /* The bits of v as an mma.sync TF32 operand rounded to nearest.  The tensor cores read a
  * float32 register and truncate it to TF32; half a TF32 ulp added to the bits first makes
- * that truncation round to nearest, ties away, as cvt.rna does (finite v and infinities;
- * only NaNs whose top 10 mantissa bits are all set change class).  One integer add where
- * cvt.rna.tf32 is three instructions on sm_90. */
-__device__ __forceinline__ uint32_t tf32_operand_bits(float v) { return __float_as_uint(v) + 0x1000u; }
+ * that truncation round to nearest, ties away, as cvt.rna does (finite v and infinities).
+ * NaNs go as the canonical NaN: the add would carry one whose top mantissa bits are all
+ * set (CUDA's own 0x7fffffff) into the sign bit, and the tensor core would read -0. */
+__device__ __forceinline__ uint32_t tf32_operand_bits(float v) { return v == v ? __float_as_uint(v) + 0x1000u : 0x7fffffffu; }
 
 /* v as the sum of two TF32 mma operands, big = round_tf32(v) exactly (the same bits as
  * cvt.rna) and small = v - big (exact in float32), rounded where the mma reads it: the

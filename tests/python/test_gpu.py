@@ -193,7 +193,7 @@ def test_unaligned_tensors_give_the_same_bits(mode, gen):
     """Every variant takes tensors that are not 16-byte aligned (narrower copies, no fault),
     and computes the same bits as from aligned ones."""
     dtype, precision = MODES[mode]
-    p = MEDIUM["tiles_64"]
+    p = MEDIUM["tiles_wide"]  # one that every tiled variant takes, wgmma's among them
     x, weight, bias, grad_y = (None if t is None else t.cuda() for t in tensors(p, dtype, gen))
     failures = []
     for pass_ in PASSES:
@@ -203,6 +203,32 @@ def test_unaligned_tensors_give_the_same_bits(mode, gen):
             if not bitwise_equal(aligned, shifted):
                 failures.append(f"{pass_} {name or 'default'}: max |difference| "
                                 f"{(aligned.double() - shifted.double()).abs().max().item():.3g}")
+    assert not failures, "\n".join(failures)
+
+
+@pytest.mark.parametrize("mode", ["f32-fp32", "f32-tf32"])
+@pytest.mark.parametrize("nan_bits", [0x7FFFFFFF, 0x7FC00000], ids=["cuda-nan", "torch-nan"])
+def test_nan_inputs_reach_their_outputs(mode, nan_bits, gen):
+    """A NaN in x and one in grad_y make NaN exactly the outputs they take part in, in every
+    variant of forward, grad-input and grad-weight, whatever the NaN's payload: CUDA's
+    canonical 0x7fffffff (what 0/0 gives on the GPU) and PyTorch's 0x7fc00000."""
+    dtype, precision = MODES[mode]
+    p = MEDIUM["tiles_wide"]
+    x, weight, bias, grad_y = (None if t is None else t.cuda() for t in tensors(p, dtype, gen))
+    nan = torch.tensor([nan_bits], dtype=torch.int32).view(torch.float32).item()
+    x[0, 3, 5, 40] = nan
+    grad_y[0, 7, 2, 20] = nan
+    ref = torch_passes(p, x.double(), weight.double(), None if bias is None else bias.double(),
+                       grad_y.double(), grad_y.double())
+    failures = []
+    for pass_ in ("forward", "grad_input", "grad_weight"):
+        expected = ref[pass_].isnan()
+        assert expected.any() and not expected.all(), pass_  # the premise: some outputs, not all
+        run = lambda name: run_pass(pass_, p, x, weight, bias, grad_y, precision, name)
+        for name, out in each_variant(pass_, run):
+            if not torch.equal(out.isnan(), expected):
+                failures.append(f"{pass_} {name or 'default'}: {int(out.isnan().sum())} NaN outputs, "
+                                f"expected {int(expected.sum())}")
     assert not failures, "\n".join(failures)
 
 
