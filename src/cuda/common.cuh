@@ -58,6 +58,36 @@ __device__ __forceinline__ void tf32_split(float v, uint32_t &big, uint32_t &sma
     small = tf32_operand_bits(v - __uint_as_float(big));
 }
 
+/* 3xFP16: a float32 v, scaled by a power of two s (exact), is hi + lo with hi = fp16(v s) and
+ * lo = fp16(v s - hi): 22 significant bits where both are normal, so that three FP16
+ * products (hi hi + hi lo + lo hi; lo lo, 2^-22 of the product, dropped) make a float32
+ * product.  FP16 overflows at 65520: s comes from the largest magnitude of the values that
+ * share it (fp16_exponent), and whatever shares an accumulator shares s. */
+
+/* The exponent e that puts a largest magnitude m (float bits: non-negative floats order as
+ * their bits, so maxima can be taken on them) in [2^top, 2^(top + 1)) when scaled by 2^e,
+ * within [-120, 120] so that 2^e and 2^-e are normal floats; `keep` where m is 0, infinite
+ * or NaN. */
+__device__ __forceinline__ int fp16_exponent(unsigned m, int top, int keep)
+{
+    const int field = (int)(m >> 23 & 0xff);
+    if (m == 0u || field == 0xff) return keep;
+    const int e = top - (field ? field - 127 : -126);
+    return e < -120 ? -120 : e > 120 ? 120 : e;
+}
+
+/* 2^e as a float, e within [-126, 127] */
+__device__ __forceinline__ float pow2f(int e) { return __int_as_float((127 + e) << 23); }
+
+/* Two values, already scaled, as their FP16 pieces: hi, and lo times lo_scale (a power of
+ * two). */
+__device__ __forceinline__ void fp16_split(float v0, float v1, float lo_scale, __half2 &hi, __half2 &lo)
+{
+    hi = __floats2half2_rn(v0, v1);
+    const float2 h = __half22float2(hi);
+    lo = __floats2half2_rn((v0 - h.x) * lo_scale, (v1 - h.y) * lo_scale);
+}
+
 /* An operand as the kernels multiply it: rounded to TF32 when `tf32` is set (float only). */
 __device__ __forceinline__ float operand(float v, bool tf32) { return tf32 ? round_tf32(v) : v; }
 __device__ __forceinline__ double operand(double v, bool) { return v; }

@@ -63,9 +63,12 @@
 enum { DIRECT_FORWARD = 0, DIRECT_GRAD_INPUT = 1 };
 
 /* How a tile multiplies: FP32 FMA, one TF32 mma per product (tf32 mode), three
- * (3xTF32: big*big + big*small + small*big, fp32 mode), or Hopper's warpgroup mma on TF32
- * operands in shared memory (tf32 mode, direct_wgmma.cuh). */
-enum { DIRECT_FMA = 0, DIRECT_MMA_TF32 = 1, DIRECT_MMA_3XTF32 = 2, DIRECT_WGMMA_TF32 = 3 };
+ * (3xTF32: big*big + big*small + small*big, fp32 mode), or Hopper's warpgroup mma on operands
+ * in shared memory: one TF32 product (tf32 mode) or three FP16 products of split operands
+ * (3xFP16, fp32 mode; direct_wgmma.cuh). */
+enum { DIRECT_FMA = 0, DIRECT_MMA_TF32 = 1, DIRECT_MMA_3XTF32 = 2, DIRECT_WGMMA_TF32 = 3, DIRECT_WGMMA_3XFP16 = 4 };
+
+__host__ __device__ constexpr bool direct_is_wgmma(int mma) { return mma == DIRECT_WGMMA_TF32 || mma == DIRECT_WGMMA_3XFP16; }
 
 /* One spatial axis of the correlation. */
 typedef struct direct_axis {
@@ -103,6 +106,7 @@ typedef struct direct_params {
     const struct direct_taps *taps; /* the tap tables of every phase (workspace) */
     int table;          /* elements of the shared-memory stages, where the tile table starts */
     int tf32;           /* round both operands to nearest TF32 */
+    const unsigned *wmax; /* 3xFP16: the weights' largest magnitude, float bits (workspace) */
 } direct_params;
 
 /* Tap k of axis a in phase r: returns 0 when it does not land, else its residue and q. */
@@ -170,7 +174,7 @@ __host__ __device__ inline int64_t direct_weights_offset(const direct_params &P,
 /* Row pitch of a source tile of `cols` columns: odd, so that the 32 lanes of a warp (8 rows x
  * 4 column groups of 8) hit 32 banks; the warpgroup tile's rows are always 64 pixels (its
  * tile width is chosen to fill them, see direct_shape_make). */
-__host__ __device__ inline int direct_pitch(int cols, int mma) { return mma == DIRECT_WGMMA_TF32 ? DIRECT_WGMMA_PITCH : cols | 1; }
+__host__ __device__ inline int direct_pitch(int cols, int mma) { return direct_is_wgmma(mma) ? DIRECT_WGMMA_PITCH : cols | 1; }
 
 /* Elements of one reduction channel's source tile.  For mma.sync tiles the channel stride
  * is 8 mod 32 banks: the 4 channels of an mma fragment's k then sit in 4 disjoint bank
@@ -271,19 +275,32 @@ __device__ void direct_build_taps(const direct_params &P, int rh, int rw, int th
     t->ntaps = nt;
 }
 
+/* ---- 3xFP16 (fp32 mode) ----
+ * The pieces of common.cuh (fp16_split) with lo scaled by 2^11, which keeps it out of FP16's
+ * subnormals (where it would lose bits) and puts its products in an accumulator of their
+ * own:  w x = 2^-(ew + ex) (big + small 2^-11),  big = sum hi_w hi_x,
+ * small = sum hi_w lo_x + lo_w hi_x  (lo_w lo_x, 2^-22 of the product, is dropped).  The
+ * weights' exponent ew puts their largest magnitude in [2^14, 2^15); the source's, ex, is
+ * chosen per CTA, see direct_wgmma_fp16_kernel. */
+#define DIRECT_FP16_W_TOP 14 /* the weights' largest magnitude, scaled: [2^14, 2^15) */
+#define DIRECT_FP16_X_TOP 8  /* the source's, per CTA: [2^8, 2^9), leaving 2^6 for later stages */
+#define DIRECT_FP16_LIMIT 32768.f /* a scaled source value this large makes the CTA rescale */
+
 /* Weight values a stage holds per (channel, tap, output channel): 3xTF32 keeps a big and
- * a small TF32 piece. */
+ * a small TF32 piece; 3xFP16's two FP16 pieces take the room of one. */
 __host__ __device__ constexpr int direct_pieces(int mma) { return mma == DIRECT_MMA_3XTF32 ? 2 : 1; }
 
 /* Where piece `piece` of weight(c, tap, o) of a stage goes: [c][tap][o] for FMA tiles; for
  * mma.sync the A-fragment order of mma.m16n8k8 (row o, column c within the 8 channels of a
  * stage), [tap][o / 16][piece][lane][register], so that a lane loads a fragment with one
- * conflict-free LDS.128; for warpgroup mma [tap][c / 4][o][c % 4], the K-major layout of
- * its A operand without swizzle (core matrices of 8 channels o x 4 channels c, 128 bytes). */
+ * conflict-free LDS.128; for warpgroup mma the K-major layout of its A operand without swizzle
+ * (core matrices of 8 channels o x 16 bytes of channels c, 128 bytes): TF32
+ * [tap][c / 4][o][c % 4] in floats, 3xFP16 [piece][tap][c / 8][o][c % 8] in halves. */
 template <int TCO, int MMA> __device__ __forceinline__ int direct_weight_slot(int c, int tap, int o, int ntaps, int piece)
 {
     if (MMA == DIRECT_FMA) return (c * ntaps + tap) * TCO + o;
     if (MMA == DIRECT_WGMMA_TF32) return ((tap * 2 + c / 4) * TCO + o) * 4 + c % 4;
+    if (MMA == DIRECT_WGMMA_3XFP16) return (((piece * ntaps + tap) * 2 + c / 8) * TCO + o) * 8 + c % 8;
     const int r = o % 16, lane = (r % 8) * 4 + c % 4, reg = r / 8 + 2 * (c / 4);
     return (((tap * (TCO / 16) + o / 16) * direct_pieces(MMA) + piece) * 32 + lane) * 4 + reg;
 }
@@ -332,7 +349,8 @@ __device__ __forceinline__ void direct_stage(const direct_params &P, const direc
 /* The weights of one (group, channel tile, phase, chunk) as a stage holds them, written
  * once per call into the workspace (see direct_weights_offset): converted to the
  * arithmetic type and, in tf32 mode, rounded, or for 3xTF32 split into
- * big = tf32(w) and small = tf32(w - big); and the tap table of each phase.
+ * big = tf32(w) and small = tf32(w - big), for 3xFP16 scaled and split into FP16 hi and lo;
+ * and the tap table of each phase.
  * Grid: (phases, chunks, groups * co_tiles). */
 template <typename T, int MODE, int TCO, int TH, int MMA>
 __global__ void direct_prepare_weights(const direct_params P, acc_t<T> *prepared, direct_taps *taps)
@@ -348,13 +366,21 @@ __global__ void direct_prepare_weights(const direct_params P, acc_t<T> *prepared
     __syncthreads();
     const T *weight = (const T *)P.weight + (int64_t)g * P.w_group;
     acc_t<T> *out = prepared + direct_weights_offset(P, blockIdx.x, g, obase / TCO, blockIdx.y);
+    const float wscale = MMA == DIRECT_WGMMA_3XFP16 ? pow2f(fp16_exponent(*P.wmax, DIRECT_FP16_W_TOP, 0)) : 1.f;
     for (int e = threadIdx.x; e < P.cc * t.ntaps * TCO; e += blockDim.x) {
         const int o = e % TCO, tap = e / TCO % t.ntaps, c = e / (TCO * t.ntaps);
         const bool ok = c0 + c < P.cr && obase + o < P.co;
         const acc_t<T> v = ok ? to_acc(weight[(int64_t)(c0 + c) * P.w_red + (int64_t)(obase + o) * P.w_out + t.tap_k[tap]]) : 0;
-        const acc_t<T> big = P.tf32 || MMA == DIRECT_MMA_3XTF32 ? operand(v, true) : v;
-        out[direct_weight_slot<TCO, MMA>(c, tap, o, t.ntaps, 0)] = big;
-        if (MMA == DIRECT_MMA_3XTF32) out[direct_weight_slot<TCO, MMA>(c, tap, o, t.ntaps, 1)] = operand(v - big, true);
+        if constexpr (MMA == DIRECT_WGMMA_3XFP16) {
+            __half2 hi, lo;
+            fp16_split(v * wscale, 0.f, 2048.f, hi, lo);
+            ((__half *)out)[direct_weight_slot<TCO, MMA>(c, tap, o, t.ntaps, 0)] = __low2half(hi);
+            ((__half *)out)[direct_weight_slot<TCO, MMA>(c, tap, o, t.ntaps, 1)] = __low2half(lo);
+        } else {
+            const acc_t<T> big = P.tf32 || direct_pieces(MMA) == 2 ? operand(v, true) : v;
+            out[direct_weight_slot<TCO, MMA>(c, tap, o, t.ntaps, 0)] = big;
+            if (direct_pieces(MMA) == 2) out[direct_weight_slot<TCO, MMA>(c, tap, o, t.ntaps, 1)] = operand(v - big, true);
+        }
     }
 }
 
@@ -734,23 +760,27 @@ __global__ void __launch_bounds__(256, MMA == DIRECT_MMA_3XTF32 ? 1 : 2) direct_
  * direct_wgmma_kernel (64 channels x 8 rows x up to 62 pixels). */
 template <int RCO, int WARPS_CO, int WARPS_PX, int MMA = DIRECT_FMA> struct direct_tile {
     static constexpr int rco = RCO, warps_co = WARPS_CO, warps_px = WARPS_PX, tco = RCO * WARPS_CO,
-                         th = 8 * WARPS_PX, nwarps = WARPS_CO * WARPS_PX,
+                         th = MMA == DIRECT_WGMMA_3XFP16 ? 4 : 8 * WARPS_PX, nwarps = WARPS_CO * WARPS_PX,
                          pieces = direct_pieces(MMA),
-                         stages = MMA == DIRECT_WGMMA_TF32 ? DIRECT_WGMMA_STAGES : DIRECT_STAGES,
-                         stage_bytes = MMA == DIRECT_MMA_3XTF32   ? DIRECT_SPLIT_STAGE_BYTES
-                                       : MMA == DIRECT_WGMMA_TF32 ? DIRECT_WGMMA_STAGE_BYTES
-                                                                  : DIRECT_STAGE_BYTES;
+                         stages = MMA == DIRECT_WGMMA_TF32     ? DIRECT_WGMMA_STAGES
+                                  : MMA == DIRECT_WGMMA_3XFP16 ? DIRECT_WGMMA_SPLIT_STAGES
+                                                               : DIRECT_STAGES,
+                         stage_bytes = MMA == DIRECT_MMA_3XTF32 ? DIRECT_SPLIT_STAGE_BYTES
+                                       : direct_is_wgmma(MMA)   ? DIRECT_WGMMA_STAGE_BYTES
+                                                                : DIRECT_STAGE_BYTES;
     static constexpr int mma = MMA;
 };
 typedef direct_tile<8, 8, 1, DIRECT_MMA_TF32> direct_tf32_tile;
 typedef direct_tile<8, 8, 1, DIRECT_MMA_3XTF32> direct_3xtf32_tile;
 typedef direct_tile<8, 8, 1, DIRECT_WGMMA_TF32> direct_wgmma_tile;
+typedef direct_tile<8, 8, 1, DIRECT_WGMMA_3XFP16> direct_wgmma_3xfp16_tile;
 
 /* The geometry of one pass as the engine sees it. */
 typedef struct direct_shape {
     direct_params P;
     size_t smem_bytes;
-    size_t taps_bytes;      /* the tap tables at the start of the workspace */
+    size_t taps_bytes;      /* the tap tables (and wmax) at the start of the workspace */
+    size_t wmax_offset;     /* where 3xFP16's wmax sits in it */
     size_t workspace_bytes; /* then the prepared weights */
     int taps;               /* the taps of every phase where all phases have as many, else 0 */
 } direct_shape;
@@ -764,6 +794,7 @@ static int direct_shape_make(direct_shape *s, int mode, const tconv_problem *p, 
     const int fwd = mode == DIRECT_FORWARD;
     const int64_t cig = p->c_in / p->groups, cog = p->c_out / p->groups;
     P->groups = (int)p->groups;
+    P->wmax = NULL;
     P->cr = (int)(fwd ? cig : cog);
     P->co = (int)(fwd ? cog : cig);
     const int64_t khw = p->kernel_h * p->kernel_w;
@@ -800,8 +831,8 @@ static int direct_shape_make(direct_shape *s, int mode, const tconv_problem *p, 
         }
     }
     /* [c][source tile] then the weights, 16-byte aligned for vector loads; an mma stage
-     * holds exactly the 8 channels of one k step */
-    int cc = 8;
+     * holds exactly the channels of one k step: 8 (TF32), 16 (FP16) */
+    int cc = Tile::mma == DIRECT_WGMMA_3XFP16 ? 16 : 8;
     while (!Tile::mma && cc > 1 &&
            Tile::stages * (size_t)(direct_round4(cc * chan) + cc * wts) * elem > Tile::stage_bytes)
         cc /= 2;
@@ -811,15 +842,15 @@ static int direct_shape_make(direct_shape *s, int mode, const tconv_problem *p, 
     /* the stages (the tiles leave through a per-warp transpose in their place: 8 rows x 33
      * for FMA tiles, 64 channels x 36 for MMA tiles; the warpgroup tile stores from its
      * registers), then the tile table: one int per element of a channel's tile */
-    const int epilogue = Tile::mma == DIRECT_WGMMA_TF32 ? 0 : Tile::nwarps * (Tile::mma ? DIRECT_MMA_EPI : 8 * 33);
+    const int epilogue = direct_is_wgmma(Tile::mma) ? 0 : Tile::nwarps * (Tile::mma ? DIRECT_MMA_EPI : 8 * 33);
     P->table = Tile::stages * P->stage > epilogue ? Tile::stages * P->stage : epilogue;
     s->smem_bytes = (size_t)P->table * elem + (size_t)chan * sizeof(int);
 
     P->tiles_h = (max_count_h + Tile::th - 1) / Tile::th;
     /* the warpgroup tile's columns and their halo fill its 64-pixel source rows; it takes
      * images at least that wide */
-    P->tw = Tile::mma == DIRECT_WGMMA_TF32 ? DIRECT_WGMMA_PITCH - wspan : DIRECT_TW;
-    if (P->tw < 16 || (Tile::mma == DIRECT_WGMMA_TF32 && max_count_w < P->tw)) return 0;
+    P->tw = direct_is_wgmma(Tile::mma) ? DIRECT_WGMMA_PITCH - wspan : DIRECT_TW;
+    if (P->tw < 16 || (direct_is_wgmma(Tile::mma) && max_count_w < P->tw)) return 0;
     P->tiles_w = (max_count_w + P->tw - 1) / P->tw;
     P->co_tiles = (int)((P->co + Tile::tco - 1) / Tile::tco);
     P->nchunks = (P->cr + cc - 1) / cc;
@@ -827,7 +858,10 @@ static int direct_shape_make(direct_shape *s, int mode, const tconv_problem *p, 
     const int64_t grid_x = (int64_t)P->phases_h * P->phases_w * P->tiles_h * P->tiles_w;
     if (grid_x > INT32_MAX || (int64_t)P->groups * P->co_tiles > 65535 || p->n > 65535 || P->nchunks > 65535)
         return 0;
+    /* the tap tables, then (3xFP16) the weights' largest magnitude, each in 256-byte units */
     s->taps_bytes = ((size_t)P->phases_h * P->phases_w * sizeof(direct_taps) + 255) / 256 * 256;
+    s->wmax_offset = s->taps_bytes;
+    if (Tile::mma == DIRECT_WGMMA_3XFP16) s->taps_bytes += 256;
     s->workspace_bytes = s->taps_bytes +
                          (size_t)P->groups * P->co_tiles * P->phases_h * P->phases_w * P->nchunks * P->wchunk * elem;
     return 1;
@@ -846,6 +880,17 @@ template <int MODE, typename Tile> struct direct_launch {
         } else if constexpr (Tile::mma == DIRECT_WGMMA_TF32) {
             if (s.taps != 9 && s.taps != 4) return cudaErrorInvalidValue;
             return launch<T>(s, s.taps == 9 ? direct_wgmma_kernel<MODE, 9> : direct_wgmma_kernel<MODE, 4>);
+        } else if constexpr (Tile::mma == DIRECT_WGMMA_3XFP16) {
+            if (s.taps != 9 && s.taps != 4) return cudaErrorInvalidValue;
+            /* the weights' largest magnitude, for their scale (direct_prepare_weights) */
+            unsigned *wmax = (unsigned *)((char *)a->workspace + s.wmax_offset);
+            s.P.wmax = wmax;
+            const int64_t nw = s.P.groups * s.P.w_group;
+            cudaError_t err = cudaMemsetAsync(wmax, 0, sizeof(unsigned), a->stream);
+            if (err != cudaSuccess) return err;
+            direct_weight_max<<<(unsigned)(nw < 64 * 1024 ? (nw + 1023) / 1024 : 64), 256, 0, a->stream>>>(
+                (const float *)a->weight, nw, wmax);
+            return launch<T>(s, s.taps == 9 ? direct_wgmma_fp16_kernel<MODE, 9> : direct_wgmma_fp16_kernel<MODE, 4>);
         } else if constexpr (Tile::mma != DIRECT_FMA) {
             return launch<T>(s, s.taps == 9 ? direct_mma_kernel<MODE, Tile::mma, 9> : direct_mma_kernel<MODE, Tile::mma, 0>);
         } else if constexpr (sizeof(acc_t<T>) == 8 && Tile::rco * DIRECT_RPX > 32) {
@@ -898,14 +943,14 @@ static int direct_can_implement(const tconv_problem *p, const tconv_config *conf
     if (config->dtype == TCONV_FLOAT64 && Tile::rco * DIRECT_RPX > 32) return 0;
     direct_shape s;
     if (!direct_shape_make<Tile>(&s, MODE, p, direct_elem(config))) return 0;
-    if (Tile::mma == DIRECT_WGMMA_TF32 && s.taps != 9 && s.taps != 4) return 0;
+    if (direct_is_wgmma(Tile::mma) && s.taps != 9 && s.taps != 4) return 0;
     /* what this device lends a CTA (sm_80: 163 KB; the 3xTF32 budget leaves the table and
      * the tap tables little room there) */
     int dev = 0, optin = 0;
     if (cudaGetDevice(&dev) != cudaSuccess ||
         cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess)
         return 0;
-    if (Tile::mma == DIRECT_WGMMA_TF32 && !direct_wgmma_available(dev)) return 0;
+    if (direct_is_wgmma(Tile::mma) && !direct_wgmma_available(dev)) return 0;
     return s.smem_bytes + sizeof(direct_taps) <= (size_t)optin;
 }
 

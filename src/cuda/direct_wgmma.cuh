@@ -37,6 +37,8 @@
 #define DIRECT_WGMMA_STAGES 4
 #define DIRECT_WGMMA_STAGE_BYTES (200 * 1024) /* all stages: one CTA per SM */
 #define DIRECT_WGMMA_ROWS 4                   /* destination rows per warpgroup */
+#define DIRECT_WGMMA_SPLIT_STAGES 3           /* 3xFP16: stages of 16 channels, 61 KB for 3 x 3 */
+#define DIRECT_WGMMA_SPLIT_ROWS 2             /* 3xFP16: rows per warpgroup, for two accumulators */
 
 /* The low word of a shared-memory matrix descriptor without swizzle: the start address and
  * the byte offset between core matrices adjacent in K (leading), in 16-byte units.  Adding n
@@ -50,6 +52,10 @@ __device__ __forceinline__ uint32_t wgmma_desc_lo(const void *smem, uint32_t lea
 __host__ __device__ constexpr uint32_t wgmma_desc_hi(uint32_t stride) { return stride >> 4 & 0x3fff; }
 
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+/* accumulators d[i] .. d[i + 7] as read-write asm operands */
+#define WGMMA_D8(i)                                                                                          \
+    "+f"(d[i]), "+f"(d[i + 1]), "+f"(d[i + 2]), "+f"(d[i + 3]), "+f"(d[i + 4]), "+f"(d[i + 5]), "+f"(d[i + 6]), \
+        "+f"(d[i + 7])
 __device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
 template <int N> __device__ __forceinline__ void wgmma_wait()
@@ -59,10 +65,10 @@ template <int N> __device__ __forceinline__ void wgmma_wait()
 /* this thread's generic-proxy writes to shared memory, ordered before later async-proxy reads */
 __device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
 /* keeps the compiler from moving uses of d across the asynchronous mma */
-__device__ __forceinline__ void wgmma_pin(float (&d)[128])
+template <int R> __device__ __forceinline__ void wgmma_pin(float (&d)[R])
 {
 #pragma unroll
-    for (int i = 0; i < 128; ++i) asm volatile("" : "+f"(d[i])::"memory");
+    for (int i = 0; i < R; ++i) asm volatile("" : "+f"(d[i])::"memory");
 }
 
 /* D (64 x 256) = A (64 x 8) * B (8 x 256) + (accumulate ? D : 0), both operands TF32 in
@@ -81,28 +87,31 @@ __device__ __forceinline__ void wgmma_m64n256k8_tf32(float (&d)[128], uint32_t a
                  "%80,%81,%82,%83,%84,%85,%86,%87,%88,%89,%90,%91,%92,%93,%94,%95,"
                  "%96,%97,%98,%99,%100,%101,%102,%103,%104,%105,%106,%107,%108,%109,%110,%111,"
                  "%112,%113,%114,%115,%116,%117,%118,%119,%120,%121,%122,%123,%124,%125,%126,%127}, da, db, p, 1, 1;\n}\n"
-                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-                   "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
-                   "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
-                   "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
-                   "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
-                   "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
-                   "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
-                   "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]),
-                   "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]),
-                   "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]),
-                   "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87]),
-                   "+f"(d[88]), "+f"(d[89]), "+f"(d[90]), "+f"(d[91]), "+f"(d[92]), "+f"(d[93]), "+f"(d[94]), "+f"(d[95]),
-                   "+f"(d[96]), "+f"(d[97]), "+f"(d[98]), "+f"(d[99]), "+f"(d[100]), "+f"(d[101]), "+f"(d[102]), "+f"(d[103]),
-                   "+f"(d[104]), "+f"(d[105]), "+f"(d[106]), "+f"(d[107]), "+f"(d[108]), "+f"(d[109]), "+f"(d[110]), "+f"(d[111]),
-                   "+f"(d[112]), "+f"(d[113]), "+f"(d[114]), "+f"(d[115]), "+f"(d[116]), "+f"(d[117]), "+f"(d[118]), "+f"(d[119]),
-                   "+f"(d[120]), "+f"(d[121]), "+f"(d[122]), "+f"(d[123]), "+f"(d[124]), "+f"(d[125]), "+f"(d[126]), "+f"(d[127])
+                 : WGMMA_D8(0), WGMMA_D8(8), WGMMA_D8(16), WGMMA_D8(24), WGMMA_D8(32), WGMMA_D8(40), WGMMA_D8(48), WGMMA_D8(56),
+                   WGMMA_D8(64), WGMMA_D8(72), WGMMA_D8(80), WGMMA_D8(88), WGMMA_D8(96), WGMMA_D8(104), WGMMA_D8(112), WGMMA_D8(120)
+                 : "r"(a), "r"(b), "r"(accumulate), "n"(wgmma_desc_hi(128)));
+}
+
+/* D (64 x 128) = A (64 x 16) * B (16 x 128) + (accumulate ? D : 0), both operands FP16 in
+ * shared memory, K-major (no transpose), as wgmma_m64n256k8_tf32. */
+__device__ __forceinline__ void wgmma_m64n128k16_f16(float (&d)[64], uint32_t a, uint32_t b, int accumulate)
+{
+    asm volatile("{\n.reg .pred p;\n.reg .b64 da, db;\nsetp.ne.b32 p, %66, 0;\n"
+                 "mov.b64 da, {%64, %67};\nmov.b64 db, {%65, %67};\n"
+                 "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 {"
+                 "%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,"
+                 "%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31,"
+                 "%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,"
+                 "%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63}, da, db, p, 1, 1, 0, 0;\n}\n"
+                 : WGMMA_D8(0), WGMMA_D8(8), WGMMA_D8(16), WGMMA_D8(24), WGMMA_D8(32), WGMMA_D8(40), WGMMA_D8(48), WGMMA_D8(56)
                  : "r"(a), "r"(b), "r"(accumulate), "n"(wgmma_desc_hi(128)));
 }
 #endif
 
-/* The source values of one stage: thread x copies the 8 channels of pixels x, x + 256, ...
- * (zero-filled past the source and past the `nvalid` channels left). */
+/* The source values of one stage: thread x copies the CH channels of pixels x, x + 256, ...,
+ * channel c of a pixel to quad c / 4 of the stage ([c / 4][pixel][c % 4]; zero-filled past
+ * the source and past the `nvalid` channels left). */
+template <int CH>
 __device__ __forceinline__ void direct_wgmma_copy(float *stage, const float *src_c0, int64_t src_plane, int nvalid,
                                                   const int *table, int npix)
 {
@@ -112,12 +121,13 @@ __device__ __forceinline__ void direct_wgmma_copy(float *stage, const float *src
         const float *g = src_c0 + go;
         float *s = stage + pix * 4;
 #pragma unroll
-        for (int c = 0; c < 8; ++c, g += src_plane)
+        for (int c = 0; c < CH; ++c, g += src_plane)
             cp_async(s + (c / 4) * 4 * npix + c % 4, g, go >= 0 && c < nvalid); /* size 0: nothing read */
     }
 }
 
-/* Rounds the values this thread copied, once they landed: a pixel's channel quads, 16 bytes each. */
+/* Rounds the values this thread copied, once they landed (a pixel's channel quads, 16 bytes
+ * each), to TF32 in place. */
 __device__ __forceinline__ void direct_wgmma_round(float *stage, int npix)
 {
 #pragma unroll 2
@@ -135,15 +145,86 @@ __device__ __forceinline__ void direct_wgmma_round(float *stage, int npix)
     }
 }
 
+/* The largest magnitude of n weights, NaN left out, into *out (float bits; zeroed before). */
+static __global__ void direct_weight_max(const float *w, int64_t n, unsigned *out)
+{
+    float m = 0.f;
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
+        m = fmaxf(m, fabsf(w[i]));
+    const unsigned r = __reduce_max_sync(0xffffffffu, __float_as_uint(m));
+    if (threadIdx.x % 32 == 0) atomicMax(out, r);
+}
+
+/* The largest magnitude among the source values this thread copied into a stage (16
+ * channels of its pixels), NaN left out. */
+__device__ __forceinline__ float direct_wgmma_max(const float *stage, int npix)
+{
+    float m = 0.f;
+#pragma unroll 2
+    for (int pix = threadIdx.x; pix < npix; pix += 256) {
+#pragma unroll
+        for (int q = 0; q < 4; ++q) {
+            const float4 v = *(const float4 *)(stage + (q * npix + pix) * 4);
+            m = fmaxf(m, fmaxf(fmaxf(fabsf(v.x), fabsf(v.y)), fmaxf(fabsf(v.z), fabsf(v.w))));
+        }
+    }
+    return m;
+}
+
+/* Splits the 16 channels of each pixel this thread copied, once they landed, in place: the
+ * pixel's four float quads (bytes (q npix + pixel) 16, q < 4) become the FP16 B operands of
+ * the stage, hi of channels 0-7 and 8-15 in quads 0 and 1, lo in quads 2 and 3 (each
+ * [c / 8][pixel][c % 8], K-major).  Values are scaled by `scale` first.  Returns the largest
+ * magnitude among them before scaling (as direct_wgmma_max). */
+__device__ __forceinline__ float direct_wgmma_split(float *stage, int npix, float scale)
+{
+    float m = 0.f;
+#pragma unroll 2
+    for (int pix = threadIdx.x; pix < npix; pix += 256) {
+        float v[16];
+#pragma unroll
+        for (int q = 0; q < 4; ++q) *(float4 *)(v + 4 * q) = *(const float4 *)(stage + (q * npix + pix) * 4);
+        __half2 hi[8], lo[8];
+#pragma unroll
+        for (int i = 0; i < 8; ++i) {
+            m = fmaxf(m, fmaxf(fabsf(v[2 * i]), fabsf(v[2 * i + 1])));
+            fp16_split(v[2 * i] * scale, v[2 * i + 1] * scale, 2048.f, hi[i], lo[i]);
+        }
+#pragma unroll
+        for (int q = 0; q < 4; ++q) {
+            const __half2 *h = q < 2 ? hi + 4 * q : lo + 4 * (q - 2);
+            uint4 u;
+            u.x = *(const uint32_t *)&h[0];
+            u.y = *(const uint32_t *)&h[1];
+            u.z = *(const uint32_t *)&h[2];
+            u.w = *(const uint32_t *)&h[3];
+            *(uint4 *)(stage + (q * npix + pix) * 4) = u;
+        }
+    }
+    return m;
+}
+
+/* The CTA's largest m (m >= 0), through `red` in shared memory: every thread calls it. */
+__device__ __forceinline__ float direct_cta_max(float m, unsigned *red)
+{
+    __syncthreads(); /* earlier readers of red are past it */
+    if (threadIdx.x == 0) *red = 0u;
+    __syncthreads();
+    const unsigned w = __reduce_max_sync(0xffffffffu, __float_as_uint(m));
+    if (threadIdx.x % 32 == 0) atomicMax(red, w);
+    __syncthreads();
+    return __uint_as_float(*red);
+}
+
 /* The epilogue of a tile: D row m = channel 16 * (warp in group) + lane / 4 (+ 8), column
  * n = 8 j + 2 (lane % 4) (+ 1) = pixel n % 64 of the warpgroup's row n / 64, kept where
  * n % 64 < tw (the others multiplied halo columns); a lane quad writes 8 consecutive pixels
  * of a channel's row. */
-template <int MODE>
+template <int MODE, int ROWS>
 __device__ __forceinline__ void direct_wgmma_store(const direct_params &P, const direct_block &b,
-                                                   const float (&acc)[128])
+                                                   const float (&acc)[32 * ROWS])
 {
-    constexpr int TCO = 64, ROWS = DIRECT_WGMMA_ROWS;
+    constexpr int TCO = 64;
     const int lane = threadIdx.x % 32, wq = threadIdx.x % 128 / 32, wg = threadIdx.x / 128;
     const int oh_step = MODE == DIRECT_FORWARD ? P.ah.stride : 1;
     const int ow_step = MODE == DIRECT_FORWARD ? P.aw.stride : 1;
@@ -204,7 +285,7 @@ __global__ void __launch_bounds__(256, 1) direct_wgmma_kernel(const direct_param
 
     auto copy = [&](int k) {
         float *st = smem + k % S * P.stage;
-        direct_wgmma_copy(st, src + (int64_t)k * 8 * src_plane, src_plane, P.cr - k * 8, table, npix);
+        direct_wgmma_copy<8>(st, src + (int64_t)k * 8 * src_plane, src_plane, P.cr - k * 8, table, npix);
         const float4 *w = (const float4 *)(wts + (int64_t)k * P.wchunk);
         for (int e = threadIdx.x; e < wsize; e += 256) cp_async16(st + wofs + 4 * e, w + e);
     };
@@ -237,7 +318,120 @@ __global__ void __launch_bounds__(256, 1) direct_wgmma_kernel(const direct_param
     wgmma_wait<0>();
     wgmma_pin(acc);
     cp_async_wait<0>();
-    direct_wgmma_store<MODE>(P, b, acc);
+    direct_wgmma_store<MODE, ROWS>(P, b, acc);
+#else
+    __trap(); /* direct_wgmma_available() keeps other builds from launching it */
+#endif
+}
+
+/* fp32 mode by 3xFP16 on wgmma (see the pieces above): the engine with 16 reduction
+ * channels per stage (the k of one FP16 wgmma), the source values split in place by the
+ * thread that copied them, the weights split once per call (direct_prepare_weights), and
+ * per tap three wgmma into two accumulators, big += hi_w hi_x and small += hi_w lo_x +
+ * lo_w hi_x: 2 x 64 registers per thread, so a warpgroup takes 2 rows (m64n128k16), a CTA
+ * 4 rows x tw.  No flush: what the tensor cores chop is in big at 2^-24 of the sums, in
+ * small 2^-11 lower.  Stages of 61 KB (3 x 3): 3 of them, copies one stage ahead while the
+ * wgmma of the stage before stay in flight.
+ *
+ * The source's scale 2^ex is the CTA's: from the largest magnitude of its first stage, then
+ * checked at every stage: where a scaled value reaches DIRECT_FP16_LIMIT (FP16 overflows at
+ * 65520) the CTA lowers ex to fit that stage, rescales both accumulators by the same power
+ * of two (exact), and copies and splits the stage again.  NaN stays NaN; an infinite value
+ * leaves ex as it is (its lo is NaN: the output is NaN). */
+template <int MODE, int TAPS>
+__global__ void __launch_bounds__(256, 1) direct_wgmma_fp16_kernel(const direct_params P)
+{
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    constexpr int TCO = 64, S = DIRECT_WGMMA_SPLIT_STAGES, AHEAD = S - 2, ROWS = DIRECT_WGMMA_SPLIT_ROWS;
+    constexpr int PITCH = DIRECT_WGMMA_PITCH, CH = 16;
+    extern __shared__ __align__(16) unsigned char direct_smem[];
+    float *smem = (float *)direct_smem;
+    __shared__ direct_taps t;
+    __shared__ unsigned red;
+    direct_block b;
+    if (!direct_block_init<MODE, 2 * ROWS>(P, b, P.tw)) return;
+    direct_block_tables<MODE, 256>(P, b, t, (int *)(smem + P.table));
+
+    const int *table = (const int *)(smem + P.table);
+    const int npix = t.chan; /* pixels of the source tile */
+    const int wofs = direct_round4(CH * npix), wsize = CH * TAPS * TCO / 4; /* float4s: both pieces */
+    const int64_t src_plane = (int64_t)P.ah.src_size * P.aw.src_size;
+    const float *src = (const float *)P.src + ((int64_t)b.n * P.groups + b.g) * P.cr * src_plane;
+    const float *wts = (const float *)P.prepared + direct_weights_offset(P, b.phase, b.g, b.cot, 0);
+    const int nchunks = P.nchunks;
+    const int wg = threadIdx.x / 128;
+
+    auto copy_src = [&](int k) {
+        direct_wgmma_copy<CH>(smem + k % S * P.stage, src + (int64_t)k * CH * src_plane, src_plane, P.cr - k * CH,
+                              table, npix);
+    };
+    auto copy = [&](int k) {
+        copy_src(k);
+        const float4 *w = (const float4 *)(wts + (int64_t)k * P.wchunk);
+        float *st = smem + k % S * P.stage + wofs;
+        for (int e = threadIdx.x; e < wsize; e += 256) cp_async16(st + 4 * e, w + e);
+    };
+
+    float big[64], small[64]; /* written first by the first tap's wgmma (scale-d 0) */
+    for (int k = 0; k < AHEAD; ++k) {
+        if (k < nchunks) copy(k);
+        cp_async_commit();
+    }
+    int ex = 0;
+    for (int k = 0; k < nchunks; ++k) {
+        float *st = smem + k % S * P.stage;
+        cp_async_wait<AHEAD - 1>();
+        if (k == 0) ex = fp16_exponent(__float_as_uint(direct_cta_max(direct_wgmma_max(st, npix), &red)),
+                                              DIRECT_FP16_X_TOP, 0);
+        float m = direct_wgmma_split(st, npix, pow2f(ex));
+        fence_proxy_async();
+        wgmma_wait<1>(); /* this warpgroup's wgmma of stage k - 2 are done */
+        if (__syncthreads_or(m * pow2f(ex) >= DIRECT_FP16_LIMIT)) {
+            const int lower = fp16_exponent(__float_as_uint(direct_cta_max(m, &red)), DIRECT_FP16_X_TOP, ex);
+            if (lower < ex) {
+                wgmma_wait<0>();
+                wgmma_pin(big);
+                wgmma_pin(small);
+                const float f = pow2f((lower - ex) / 2), g = pow2f((lower - ex) - (lower - ex) / 2);
+#pragma unroll
+                for (int i = 0; i < 64; ++i) {
+                    big[i] = big[i] * f * g;
+                    small[i] = small[i] * f * g;
+                }
+                ex = lower;
+                copy_src(k);
+                cp_async_commit();
+                cp_async_wait<0>();
+                direct_wgmma_split(st, npix, pow2f(ex));
+                fence_proxy_async();
+                __syncthreads();
+            }
+        }
+        if (k + AHEAD < nchunks) copy(k + AHEAD);
+        cp_async_commit();
+
+        /* B hi, B lo 2 npix (16-byte units) on; A hi, A lo TAPS x 2 KB on */
+        const uint32_t bhi = wgmma_desc_lo(st, npix * 16) + wg * ROWS * PITCH, blo = bhi + 2 * npix;
+        const uint32_t ahi = wgmma_desc_lo(st + wofs, TCO * 16), alo = ahi + TAPS * (TCO * CH * 2 / 16);
+        wgmma_fence();
+#pragma unroll
+        for (int tap = 0; tap < TAPS; ++tap) {
+            const uint32_t a = tap * (TCO * CH * 2 / 16), off = t.tap_off[tap];
+            wgmma_m64n128k16_f16(big, ahi + a, bhi + off, k > 0 || tap > 0);
+            wgmma_m64n128k16_f16(small, ahi + a, blo + off, k > 0 || tap > 0);
+            wgmma_m64n128k16_f16(small, alo + a, bhi + off, 1);
+        }
+        wgmma_commit();
+    }
+    wgmma_wait<0>();
+    wgmma_pin(big);
+    wgmma_pin(small);
+    cp_async_wait<0>();
+    /* back to the products' scale: both scales are powers of two in [2^-120, 2^120] */
+    const float unscale_x = pow2f(-ex), unscale_w = pow2f(-fp16_exponent(*P.wmax, DIRECT_FP16_W_TOP, 0));
+#pragma unroll
+    for (int i = 0; i < 64; ++i) big[i] = fmaf(small[i], 1.f / 2048.f, big[i]) * unscale_x * unscale_w;
+    direct_wgmma_store<MODE, ROWS>(P, b, big);
 #else
     __trap(); /* direct_wgmma_available() keeps other builds from launching it */
 #endif

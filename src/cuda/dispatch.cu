@@ -21,6 +21,7 @@ extern const tconv_variant tconv_variant_grad_bias_reduce;
 static const tconv_variant *const variants[] = {
     &tconv_variant_forward_direct_wgmma_tf32_64x512,
     &tconv_variant_forward_direct_tf32_64x256,
+    &tconv_variant_forward_direct_wgmma_3xfp16_64x256,
     &tconv_variant_forward_direct_3xtf32_64x256,
     &tconv_variant_forward_direct_64x256,
     &tconv_variant_forward_direct_16x512,
@@ -28,6 +29,7 @@ static const tconv_variant *const variants[] = {
     &tconv_variant_forward_naive,
     &tconv_variant_grad_input_direct_wgmma_tf32_64x512,
     &tconv_variant_grad_input_direct_tf32_64x256,
+    &tconv_variant_grad_input_direct_wgmma_3xfp16_64x256,
     &tconv_variant_grad_input_direct_3xtf32_64x256,
     &tconv_variant_grad_input_direct_64x256,
     &tconv_variant_grad_input_direct_16x512,
