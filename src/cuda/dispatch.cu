@@ -36,6 +36,7 @@ static const tconv_variant *const variants[] = {
     &tconv_variant_grad_input_direct_4x1024,
     &tconv_variant_grad_input_naive,
     &tconv_variant_grad_weight_mma_64x32,
+    &tconv_variant_grad_weight_mma_3xfp16_64x32,
     &tconv_variant_grad_weight_mma_3xtf32_64x32,
     &tconv_variant_grad_weight_fma_64x16,
     &tconv_variant_grad_weight_direct_32x32,

@@ -1,7 +1,8 @@
 /*
- * grad_weight_mma.cu - grad_weight on TF32 tensor cores (mma.sync m16n8k8), variants
- * "grad_weight_mma_64x32" (tf32 mode) and "grad_weight_mma_3xtf32_64x32" (fp32 mode,
- * 3xTF32): the unit-tiled split-K GEMM of grad_weight_units.cuh.  The tensor-core roles:
+ * grad_weight_mma.cu - grad_weight on tensor cores (mma.sync), variants
+ * "grad_weight_mma_64x32" (tf32 mode, m16n8k8 TF32), "grad_weight_mma_3xtf32_64x32" (fp32
+ * mode, 3xTF32) and "grad_weight_mma_3xfp16_64x32" (fp32 mode, 3xFP16 on m16n8k16, below):
+ * the unit-tiled split-K GEMM of grad_weight_units.cuh.  The tensor-core roles:
  * A (16 x 8) = x[ci][pixel], B (8 x 8) = grad_y[pixel + tap shift][co], one accumulator
  * tile per (ci, co, tap).
  *
@@ -39,34 +40,41 @@
 #define GWM_THREADS 256 /* 8 warps: 2 (ci) x 4 (co) */
 #define GWM_X_FLOATS (GWU_CI * GWU_PX) /* x of one unit, raw or in fragment order */
 #define GWM_STAGE_FLOATS (GWM_X_FLOATS + GWU_GS_FLOATS(GWU_CO))
+
+/* How the variants multiply: one TF32 product, 3xTF32, 3xFP16. */
+enum { GWM_TF32 = 0, GWM_3XTF32 = 1, GWM_3XFP16 = 2 };
 /* the stages, then two buffers of x in fragment order (each a big and a small piece for
- * 3xTF32): 160,256 bytes, 193,024 for 3xTF32 */
-#define GWM_SMEM_BYTES(split) ((GWU_STAGES * GWM_STAGE_FLOATS + 2 * ((split) + 1) * GWM_X_FLOATS) * (int)sizeof(float))
+ * 3xTF32; for 3xFP16 hi and lo halves in the room of one, then the exponents of its 64 x
+ * rows): 160,256 bytes, 193,024 for 3xTF32, 160,768 for 3xFP16 */
+#define GWM_SMEM_BYTES(kind)                                                                      \
+    ((GWU_STAGES * GWM_STAGE_FLOATS + 2 * ((kind) == GWM_3XTF32 ? 2 : 1) * GWM_X_FLOATS +      \
+      ((kind) == GWM_3XFP16 ? 2 * GWU_CI : 0)) * (int)sizeof(float))
 
 /* The x copies of one thread: tile M = T / 64 (ci rows 16*M ..), u = T % 64 / 32,
  * g = T % 32 / 4, t = T % 4: rows 16*M + g and 16*M + g + 8, pixels 32*u + 8*t .. + 7 of the
  * unit, exactly the values of lane (g, t)'s four A fragments of tile M in step u (see
- * gwm_arrange).  Raw slot (h, q) (row + 8*h, pixels + 4*q) of thread T is the 16 bytes at
+ * gwm_arrange).  For 3xFP16, T = 64*M + 8*g + 4*u + t instead: the 8 threads that hold rows
+ * g and g + 8 of a unit are 8 consecutive lanes (gwm_arrange_fp16 scales each row).  Raw slot (h, q) (row + 8*h, pixels + 4*q) of thread T is the 16 bytes at
  * raw[(2*h + q)*1024 + 4*T]: a warp's accesses to one slot are 512 contiguous bytes. */
 struct gwm_xpart {
     int row, px; /* ci row 16*M + g within the tile, pixel 32*u + 8*t within the unit */
 };
-__device__ __forceinline__ gwm_xpart gwm_xpart_of(int tid)
+template <int KIND> __device__ __forceinline__ gwm_xpart gwm_xpart_of(int tid)
 {
     gwm_xpart r;
-    r.row = tid / 64 * 16 + tid % 32 / 4;
-    r.px = tid % 64 / 32 * 32 + tid % 4 * 8;
+    r.row = tid / 64 * 16 + (KIND == GWM_3XFP16 ? tid % 64 / 8 : tid % 32 / 4);
+    r.px = (KIND == GWM_3XFP16 ? tid % 8 / 4 : tid % 64 / 32) * 32 + tid % 4 * 8;
     return r;
 }
 
 /* Issues the copies of one unit into stage st, V floats per cp.async: x into this
  * thread's raw slots (zero where outside the tensor or the tile), then grad_y
  * (gwu_stage_gy). */
-template <int V>
+template <int V, int KIND>
 __device__ __forceinline__ void gwm_stage(const gwu_params &p, float *st, const gwu_cursor &c, const gwu_tile &t)
 {
     const int iw0 = c.seg * GWU_PX;
-    const gwm_xpart xp = gwm_xpart_of(threadIdx.x);
+    const gwm_xpart xp = gwm_xpart_of<KIND>(threadIdx.x);
     const int64_t x_chan = (int64_t)p.h_in * p.w_in;
     const float *x_row = p.x + ((c.n * p.c_in + (int64_t)t.grp * p.cig + t.ci0 + xp.row) * p.h_in + c.ih) * (int64_t)p.w_in +
                          iw0 + xp.px;
@@ -177,7 +185,7 @@ template <int DW, int V, bool SPLIT> __device__ __forceinline__ void grad_weight
     /* every step commits one (maybe empty) group, so that wait<STAGES - 2> means "unit k landed" */
     for (int k = 0; k < GWU_STAGES - 1; ++k) {
         if (k < nunits) {
-            gwm_stage<V>(p, gwm_smem + k * GWM_STAGE_FLOATS, cur, tile);
+            gwm_stage<V, SPLIT ? GWM_3XTF32 : GWM_TF32>(p, gwm_smem + k * GWM_STAGE_FLOATS, cur, tile);
             gwu_advance(p, cur);
         }
         gwu_commit();
@@ -193,7 +201,7 @@ template <int DW, int V, bool SPLIT> __device__ __forceinline__ void grad_weight
          * copies of unit k + STAGES - 1 reuse */
         __syncthreads();
         if (k + GWU_STAGES - 1 < nunits) {
-            gwm_stage<V>(p, gwm_smem + (k + GWU_STAGES - 1) % GWU_STAGES * GWM_STAGE_FLOATS, cur, tile);
+            gwm_stage<V, SPLIT ? GWM_3XTF32 : GWM_TF32>(p, gwm_smem + (k + GWU_STAGES - 1) % GWU_STAGES * GWM_STAGE_FLOATS, cur, tile);
             gwu_advance(p, cur);
         }
         gwu_commit();
@@ -253,15 +261,227 @@ template <int DW, int V, bool SPLIT> __device__ __forceinline__ void grad_weight
                       [&](int tap) { return outer[m][tap][r]; });
 }
 
-/* 3xTF32 needs more shared memory per CTA than sm_80 has (the plan declines there) and
- * spills when compiled for it: its body exists for sm_90 and newer only. */
-template <int DW, int V, bool SPLIT>
+/* ---- 3xFP16 (grad_weight_mma_3xfp16_64x32) ----
+ * Both operands split into FP16 pieces (common.cuh, fp16_split, lo unscaled), three
+ * m16n8k16 per product (hi x * hi gy, hi x * lo gy, lo x * hi gy) into one accumulator that
+ * holds one unit, as 3xTF32's: half the mma of 3xTF32 for the same sums, each at the same
+ * issue cost.  K order inside a 32-pixel step: lane (g, t) owns pixels 8t .. 8t+7 as
+ * before; k16-step j (0, 1) maps k = 2t, 2t + 1 to pixels 8t + 4j, + 1 and k = 2t + 8, 2t + 9
+ * to pixels 8t + 4j + 2, + 3, for A and B alike.
+ *
+ * Range: FP16 overflows at 65520, so every row of either operand is scaled by a power of
+ * two per unit, chosen from the row's largest magnitude (fp16_exponent: into [2^14, 2^15)):
+ * an x row (ci) by the 8 threads that arrange it, a grad_y row (co, tap row) by the 4 lanes
+ * that read it, from their windows (68 columns).  A row scale factors out of the unit's sums
+ * (the rows of A and the columns of B are the sums' rows and columns), so the unit's
+ * accumulators go to the outer sums times 2^-ex(ci) 2^-ey(co, kh): exact scaling, no
+ * overflow, and small rows keep their bits. */
+#define GWM_FP16_TOP 14 /* a row's largest magnitude, scaled: [2^14, 2^15) */
+
+/* The largest of m over the lanes that differ in the bits of `lanes` (xor masks up to it). */
+__device__ __forceinline__ float gwm_lanes_max(float m, int lanes)
+{
+    for (int x = 1; x <= lanes; x <<= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, x));
+    return m;
+}
+
+/* This thread's raw x of a landed unit (its own copies), scaled per row and split into FP16
+ * hi and lo pieces in A-fragment order of m16n8k16: hi at xa[((M*2 + u)*2 + j)*128 + lane*4
+ * + r] (32-bit words, a half pair each), lo GWM_X_FLOATS / 2 words on; register r of lane
+ * (g, t) in k16-step j: (row g, pixels 4j, 4j+1), (g+8, 4j, 4j+1), (g, 4j+2, 4j+3),
+ * (g+8, 4j+2, 4j+3), pixels counted from 32*u + 8*t.  The rows' exponents go to xe[row]. */
+__device__ __forceinline__ void gwm_arrange_fp16(const float *raw, uint32_t *xa, int *xe)
+{
+    const int T = threadIdx.x, M = T / 64, g = T % 64 / 8, u = T % 8 / 4, t = T % 4;
+    float v[2][8];
+#pragma unroll
+    for (int h = 0; h < 2; ++h)
+#pragma unroll
+        for (int q = 0; q < 2; ++q) *(float4 *)&v[h][4 * q] = *(const float4 *)(raw + (2 * h + q) * 1024 + 4 * T);
+    __half2 hi[2][4], lo[2][4];
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+        float m = 0.f;
+#pragma unroll
+        for (int e = 0; e < 8; ++e) m = fmaxf(m, fabsf(v[h][e]));
+        const int ex = fp16_exponent(__float_as_uint(gwm_lanes_max(m, 4)), GWM_FP16_TOP, 0);
+        if (T % 8 == 0) xe[16 * M + g + 8 * h] = ex;
+        const float sc = pow2f(ex);
+#pragma unroll
+        for (int q = 0; q < 4; ++q) fp16_split(v[h][2 * q] * sc, v[h][2 * q + 1] * sc, 1.f, hi[h][q], lo[h][q]);
+    }
+    uint32_t *dst = xa + ((M * 2 + u) * 2) * 128 + (g * 4 + t) * 4;
+#pragma unroll
+    for (int j = 0; j < 2; ++j) {
+        const __half2 fh[4] = {hi[0][2 * j], hi[1][2 * j], hi[0][2 * j + 1], hi[1][2 * j + 1]};
+        const __half2 fl[4] = {lo[0][2 * j], lo[1][2 * j], lo[0][2 * j + 1], lo[1][2 * j + 1]};
+        *(uint4 *)(dst + j * 128) = *(const uint4 *)fh;
+        *(uint4 *)(dst + GWM_X_FLOATS / 2 + j * 128) = *(const uint4 *)fl;
+    }
+}
+
+/* D += A * B on the tensor cores (m16n8k16, FP16 operands, float32 accumulate); C = zero
+ * where `zero` (the first k-step of a unit). */
+__device__ __forceinline__ void gwm_mma16(float (&d)[4], const uint4 &a, uint32_t b0, uint32_t b1, bool zero)
+{
+    if (zero)
+        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 "
+                     "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%10,%10,%10,%10};\n"
+                     : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
+                     : "r"(a.x), "r"(a.y), "r"(a.z), "r"(a.w), "r"(b0), "r"(b1), "f"(0.f));
+    else
+        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 "
+                     "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                     : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                     : "r"(a.x), "r"(a.y), "r"(a.z), "r"(a.w), "r"(b0), "r"(b1));
+}
+
+/* The half pair (e, e + 1) of a window split into pairs p[i] = (2i, 2i + 1). */
+__device__ __forceinline__ uint32_t gwm_pair(const __half2 *p, int e)
+{
+    const uint32_t a = *(const uint32_t *)&p[e / 2];
+    if (e % 2 == 0) return a;
+    return __byte_perm(a, *(const uint32_t *)&p[e / 2 + 1], 0x5432);
+}
+
+/* DW: dilation_w (1 or 2); V: the cp.async width in floats. */
+template <int DW, int V> __device__ __forceinline__ void grad_weight_fp16_body(const gwu_params &p)
+{
+    constexpr int NQ = 3, TAPS = GWU_KH * GWU_KW;
+    extern __shared__ __align__(16) float gwm_smem[];
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+    const int wm = warp % 2, wc = warp / 2;
+    const gwu_tile tile = gwu_tile_of<GWU_CO>(p);
+    gwu_cursor cur;
+    const int nunits = gwu_slice(p, cur);
+
+    /* outer[m][tap][r]: ci 32*wm + 16*m + g + 8*(r/2), co 8*wc + 2*t + r%2 (the C layout) */
+    float outer[2][TAPS][4];
+#pragma unroll
+    for (int m = 0; m < 2; ++m)
+#pragma unroll
+        for (int tap = 0; tap < TAPS; ++tap)
+#pragma unroll
+            for (int r = 0; r < 4; ++r) outer[m][tap][r] = 0.f;
+
+    for (int k = 0; k < GWU_STAGES - 1; ++k) {
+        if (k < nunits) {
+            gwm_stage<V, GWM_3XFP16>(p, gwm_smem + k * GWM_STAGE_FLOATS, cur, tile);
+            gwu_advance(p, cur);
+        }
+        gwu_commit();
+    }
+    uint32_t *xa_buf = (uint32_t *)(gwm_smem + GWU_STAGES * GWM_STAGE_FLOATS);
+    int *xe_buf = (int *)(xa_buf + 2 * GWM_X_FLOATS);
+    for (int k = 0; k < nunits; ++k) {
+        gwu_wait<GWU_STAGES - 2>();
+        const float *st = gwm_smem + k % GWU_STAGES * GWM_STAGE_FLOATS;
+        /* x buffer k % 2 (and its exponents) were last read for unit k - 2 */
+        uint32_t *xa = xa_buf + k % 2 * GWM_X_FLOATS;
+        int *xe = xe_buf + k % 2 * GWU_CI;
+        gwm_arrange_fp16(st, xa, xe);
+        __syncthreads();
+        if (k + GWU_STAGES - 1 < nunits) {
+            gwm_stage<V, GWM_3XFP16>(p, gwm_smem + (k + GWU_STAGES - 1) % GWU_STAGES * GWM_STAGE_FLOATS, cur, tile);
+            gwu_advance(p, cur);
+        }
+        gwu_commit();
+
+        /* x rows 32*wm + 16*m + g (+ 8): their scales back (the unit's exponents, xe) */
+        float sx[2][2];
+#pragma unroll
+        for (int m = 0; m < 2; ++m)
+#pragma unroll
+            for (int h = 0; h < 2; ++h) sx[m][h] = pow2f(-xe[32 * wm + 16 * m + g + 8 * h]);
+        const uint4 *xf = (const uint4 *)xa + wm * 2 * 2 * 2 * 32 + lane;
+        const float *gs = st + GWM_X_FLOATS + (8 * wc + g) * GWU_GS + 8 * t;
+        /* one tap row at a time, so that only its 3 taps' accumulators are live */
+#pragma unroll
+        for (int kh = 0; kh < GWU_KH; ++kh) {
+            /* the windows of grad_y row (kh, co 8*wc + g) for both steps: staged columns
+             * 32*u + 8*t + 0 .. 11; the row's exponent from the 68 columns of the 4 lanes t */
+            float w[GWU_PX / 32][4 * NQ];
+            float mx = 0.f;
+#pragma unroll
+            for (int u = 0; u < GWU_PX / 32; ++u)
+#pragma unroll
+                for (int q = 0; q < NQ; ++q) {
+                    *(float4 *)&w[u][4 * q] = *(const float4 *)(gs + kh * GWU_CO * GWU_GS + 32 * u + 4 * q);
+#pragma unroll
+                    for (int e = 0; e < 4; ++e) mx = fmaxf(mx, fabsf(w[u][4 * q + e]));
+                }
+            const int ey = fp16_exponent(__float_as_uint(gwm_lanes_max(mx, 2)), GWM_FP16_TOP, 0);
+            const float sc = pow2f(ey);
+            float acc[2][GWU_KW][4];
+#pragma unroll
+            for (int u = 0; u < GWU_PX / 32; ++u) {
+                /* ah[m][j], al[m][j]: the A fragments (hi, lo) of ci tile 2*wm + m, step u, k16-step j */
+                uint4 ah[2][2], al[2][2];
+#pragma unroll
+                for (int m = 0; m < 2; ++m)
+#pragma unroll
+                    for (int j = 0; j < 2; ++j) {
+                        ah[m][j] = xf[((m * 2 + u) * 2 + j) * 32];
+                        al[m][j] = xf[GWM_X_FLOATS / 8 + ((m * 2 + u) * 2 + j) * 32];
+                    }
+                /* the window scaled and split into half pairs (0, 1), (2, 3), ... */
+                __half2 wh[2 * NQ], wl[2 * NQ];
+#pragma unroll
+                for (int i = 0; i < 2 * NQ; ++i) fp16_split(w[u][2 * i] * sc, w[u][2 * i + 1] * sc, 1.f, wh[i], wl[i]);
+#pragma unroll
+                for (int kw = 0; kw < GWU_KW; ++kw)
+#pragma unroll
+                    for (int j = 0; j < 2; ++j) {
+                        const int e0 = 4 * j + kw * DW, e1 = e0 + 2;
+                        const uint32_t bh0 = gwm_pair(wh, e0), bh1 = gwm_pair(wh, e1);
+                        const uint32_t bl0 = gwm_pair(wl, e0), bl1 = gwm_pair(wl, e1);
+#pragma unroll
+                        for (int m = 0; m < 2; ++m) {
+                            gwm_mma16(acc[m][kw], ah[m][j], bh0, bh1, u == 0 && j == 0);
+                            gwm_mma16(acc[m][kw], ah[m][j], bl0, bl1, false);
+                            gwm_mma16(acc[m][kw], al[m][j], bh0, bh1, false);
+                        }
+                    }
+            }
+            /* the tap row's sums back to their scale, into the outer sums: columns
+             * 8*wc + 2*t (+ 1), whose exponents lanes 4 * (2t) and 4 * (2t + 1) hold */
+            float sy[2];
+#pragma unroll
+            for (int c = 0; c < 2; ++c) sy[c] = pow2f(-__shfl_sync(0xffffffffu, ey, 4 * (2 * t + c)));
+#pragma unroll
+            for (int m = 0; m < 2; ++m)
+#pragma unroll
+                for (int kw = 0; kw < GWU_KW; ++kw)
+#pragma unroll
+                    for (int r = 0; r < 4; ++r) {
+                        float &o = outer[m][kh * GWU_KW + kw][r];
+                        o = fmaf(acc[m][kw][r] * sx[m][r / 2], sy[r % 2], o);
+                    }
+        }
+    }
+    gwu_wait<0>();
+
+#pragma unroll
+    for (int m = 0; m < 2; ++m)
+#pragma unroll
+        for (int r = 0; r < 4; ++r)
+            gwu_store(p, tile, 32 * wm + 16 * m + g + 8 * (r / 2), 8 * wc + 2 * t + r % 2,
+                      [&](int tap) { return outer[m][tap][r]; });
+}
+
+/* 3xTF32 needs more shared memory per CTA than sm_80 has (the plan declines there), and it
+ * and 3xFP16 spill when compiled for it: their bodies exist for sm_90 and newer only (the
+ * plan declines 3xFP16 on older devices). */
+template <int DW, int V, int KIND>
 __global__ void __launch_bounds__(GWM_THREADS, 1) grad_weight_mma_kernel(const gwu_params p)
 {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 900
-    if constexpr (SPLIT) return;
+    if constexpr (KIND != GWM_TF32) return;
 #endif
-    grad_weight_mma_body<DW, V, SPLIT>(p);
+    if constexpr (KIND == GWM_3XFP16)
+        grad_weight_fp16_body<DW, V>(p);
+    else
+        grad_weight_mma_body<DW, V, KIND == GWM_3XTF32>(p);
 }
 
 /* ---- host side ---- */
@@ -269,57 +489,66 @@ __global__ void __launch_bounds__(GWM_THREADS, 1) grad_weight_mma_kernel(const g
 /* 3xTF32 sits at 246-255 registers: its kernels copy at most 8 bytes at a time, and with
  * dilation_w 2 4 bytes, where wider copies spilled (every copy width is valid where a
  * wider one is). */
-template <int DW, bool SPLIT> static gwu_kernel gwm_kernel_dw(int v)
+template <int DW, int KIND> static gwu_kernel gwm_kernel_dw(int v)
 {
-    if constexpr (SPLIT && DW == 2)
-        return grad_weight_mma_kernel<DW, 1, SPLIT>;
-    else if constexpr (SPLIT)
-        return v >= 2 ? grad_weight_mma_kernel<DW, 2, SPLIT> : grad_weight_mma_kernel<DW, 1, SPLIT>;
+    if constexpr (KIND == GWM_3XTF32 && DW == 2)
+        return grad_weight_mma_kernel<DW, 1, KIND>;
+    else if constexpr (KIND == GWM_3XTF32)
+        return v >= 2 ? grad_weight_mma_kernel<DW, 2, KIND> : grad_weight_mma_kernel<DW, 1, KIND>;
     else
-        return v == 4 ? grad_weight_mma_kernel<DW, 4, SPLIT>
-                      : v == 2 ? grad_weight_mma_kernel<DW, 2, SPLIT> : grad_weight_mma_kernel<DW, 1, SPLIT>;
+        return v == 4 ? grad_weight_mma_kernel<DW, 4, KIND>
+                      : v == 2 ? grad_weight_mma_kernel<DW, 2, KIND> : grad_weight_mma_kernel<DW, 1, KIND>;
 }
 
 /* The kernel for p with tensors x and grad_y (NULL: only the shape is known yet); one copy
  * width for both. */
-template <bool SPLIT> static gwu_kernel gwm_kernel(const tconv_problem *p, const void *x, const void *grad_y)
+template <int KIND> static gwu_kernel gwm_kernel(const tconv_problem *p, const void *x, const void *grad_y)
 {
     const int vx = gwu_width_x(p, x), vg = gwu_width_gy(p, grad_y), v = vx < vg ? vx : vg;
-    return p->dilation_w == 1 ? gwm_kernel_dw<1, SPLIT>(v) : gwm_kernel_dw<2, SPLIT>(v);
+    return p->dilation_w == 1 ? gwm_kernel_dw<1, KIND>(v) : gwm_kernel_dw<2, KIND>(v);
 }
 
 /* Fills *q, or returns 0 when this variant cannot run the problem: float32 only, TF32 in
- * tf32 mode, 3xTF32 (SPLIT) in fp32 mode. */
-template <bool SPLIT> static int gwm_make_plan(const tconv_problem *p, const tconv_config *config, gwu_params *q)
+ * tf32 mode, 3xTF32 and 3xFP16 in fp32 mode (3xFP16 on 9.0 devices and newer). */
+template <int KIND> static int gwm_make_plan(const tconv_problem *p, const tconv_config *config, gwu_params *q)
 {
-    if (config->dtype != TCONV_FLOAT32 || (config->precision == TCONV_PRECISION_TF32) == SPLIT) return 0;
-    return gwu_make_plan(p, gwm_kernel<SPLIT>(p, NULL, NULL), GWM_THREADS, GWM_SMEM_BYTES(SPLIT), GWU_CO, q);
+    if (config->dtype != TCONV_FLOAT32 || (config->precision == TCONV_PRECISION_TF32) != (KIND == GWM_TF32)) return 0;
+    int dev = 0, major = 0;
+    if (KIND == GWM_3XFP16 && (cudaGetDevice(&dev) != cudaSuccess ||
+                               cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess ||
+                               major < 9))
+        return 0;
+    return gwu_make_plan(p, gwm_kernel<KIND>(p, NULL, NULL), GWM_THREADS, GWM_SMEM_BYTES(KIND), GWU_CO, q);
 }
 
-template <bool SPLIT> static int gwm_can_implement(const tconv_problem *p, const tconv_config *config)
+template <int KIND> static int gwm_can_implement(const tconv_problem *p, const tconv_config *config)
 {
     gwu_params q;
-    return gwm_make_plan<SPLIT>(p, config, &q);
+    return gwm_make_plan<KIND>(p, config, &q);
 }
 
-template <bool SPLIT> static size_t gwm_workspace_size(const tconv_problem *p, const tconv_config *config)
+template <int KIND> static size_t gwm_workspace_size(const tconv_problem *p, const tconv_config *config)
 {
     gwu_params q;
-    return gwm_make_plan<SPLIT>(p, config, &q) ? gwu_workspace_bytes(&q) : 0;
+    return gwm_make_plan<KIND>(p, config, &q) ? gwu_workspace_bytes(&q) : 0;
 }
 
-template <bool SPLIT> static cudaError_t gwm_launch(const tconv_args *a)
+template <int KIND> static cudaError_t gwm_launch(const tconv_args *a)
 {
     gwu_params q;
-    if (!gwm_make_plan<SPLIT>(a->p, a->config, &q)) return cudaErrorInvalidValue;
-    return gwu_launch(a, &q, gwm_kernel<SPLIT>(a->p, a->x, a->grad_y), GWM_THREADS, GWM_SMEM_BYTES(SPLIT));
+    if (!gwm_make_plan<KIND>(a->p, a->config, &q)) return cudaErrorInvalidValue;
+    return gwu_launch(a, &q, gwm_kernel<KIND>(a->p, a->x, a->grad_y), GWM_THREADS, GWM_SMEM_BYTES(KIND));
 }
 
 const tconv_variant tconv_variant_grad_weight_mma_64x32 = {
-    "grad_weight_mma_64x32", TCONV_PASS_GRAD_WEIGHT, gwm_can_implement<false>, gwm_workspace_size<false>,
-    gwm_launch<false>,
+    "grad_weight_mma_64x32", TCONV_PASS_GRAD_WEIGHT, gwm_can_implement<GWM_TF32>, gwm_workspace_size<GWM_TF32>,
+    gwm_launch<GWM_TF32>,
+};
+const tconv_variant tconv_variant_grad_weight_mma_3xfp16_64x32 = {
+    "grad_weight_mma_3xfp16_64x32", TCONV_PASS_GRAD_WEIGHT, gwm_can_implement<GWM_3XFP16>,
+    gwm_workspace_size<GWM_3XFP16>, gwm_launch<GWM_3XFP16>,
 };
 const tconv_variant tconv_variant_grad_weight_mma_3xtf32_64x32 = {
-    "grad_weight_mma_3xtf32_64x32", TCONV_PASS_GRAD_WEIGHT, gwm_can_implement<true>, gwm_workspace_size<true>,
-    gwm_launch<true>,
+    "grad_weight_mma_3xtf32_64x32", TCONV_PASS_GRAD_WEIGHT, gwm_can_implement<GWM_3XTF32>,
+    gwm_workspace_size<GWM_3XTF32>, gwm_launch<GWM_3XTF32>,
 };
