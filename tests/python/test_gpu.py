@@ -117,6 +117,16 @@ def max_error(out, ref):
     return diff.max().item() if diff.numel() else 0.0
 
 
+def error_floor(dtype, ref, magnitude, k):
+    """What float accumulation of k terms may be off by in dtype, whatever PyTorch's own error:
+    rounding the largest output, plus sqrt(k) roundoffs of the largest sum of |terms|
+    (`magnitude`: the pass over the inputs' absolute values)."""
+    if not ref.numel():
+        return 0.0
+    return (2 * UNIT_ROUNDOFF[dtype] * ref.abs().max().item() +
+            2 * ACC_ROUNDOFF[dtype] * k ** 0.5 * magnitude.max().item())
+
+
 def bitwise_equal(a, b):
     return a.shape == b.shape and torch.equal(a.view(BITS[a.dtype]), b.view(BITS[b.dtype]))
 
@@ -156,11 +166,8 @@ def test_every_variant_against_float64(problem, mode, gen):
     failures = []
     for pass_ in PASSES:
         r = ref[pass_]
-        scale = r.abs().max().item() if r.numel() else 0.0
-        largest_sum = magnitude[pass_].max().item() if r.numel() else 0.0
-        floor = (2 * UNIT_ROUNDOFF[dtype] * scale +
-                 2 * ACC_ROUNDOFF[dtype] * terms(pass_, problem, x, weight, grad_y) ** 0.5 * largest_sum)
-        bound = max(2 * max_error(theirs[pass_], r), floor)
+        bound = max(2 * max_error(theirs[pass_], r),
+                    error_floor(dtype, r, magnitude[pass_], terms(pass_, problem, x, weight, grad_y)))
         run = lambda name: run_pass(pass_, problem, x, weight, bias, grad_y, precision, name)
         for name, first in each_variant(pass_, run):
             second = run_pass(pass_, problem, x, weight, bias, grad_y, precision, name)
@@ -275,6 +282,42 @@ def test_fp32_mode_within_4x_cudnn_fp32(gen, scale):
             chosen = ops.algorithm(pass_, x.shape, weight.shape, *geometry(p), x.dtype, "fp32")
             failures.append(f"{pass_} ({chosen}): max |error| {error:.3g} > 4 x cuDNN-FP32's "
                             f"{bound / 4:.3g}")
+    assert not failures, "\n".join(failures)
+
+
+def test_fp32_mode_wide_range(gen):
+    """fp32 mode stays float32-accurate where magnitudes change by many orders from one
+    group of 16 channels to the next or from one band of rows to the next (tiles that scale
+    their operands, such as the 3xFP16 ones, must rescale mid-sum or per row), and where
+    everything is tiny (1e-20): every variant of forward, grad-input and grad-weight within
+    4x cuDNN-FP32's max |error| against float64, or within what float32 accumulation may be
+    off by (cuDNN is sometimes more accurate than that)."""
+    p = make(1, 64, 64, (20, 70), 3, bias=False)
+    channels = lambda levels: torch.tensor(levels).repeat_interleave(16).view(1, 64, 1, 1)
+    rows = lambda levels, h: torch.tensor(levels).repeat_interleave(h // len(levels) + 1)[:h].view(1, 1, h, 1)
+    cases = (("rising", channels((1.0, 1e6, 1e-6, 1e3)), channels((1.0, 1e6, 1e-6, 1e3))),
+             ("falling", channels((1e3, 1.0, 1e-3, 1e-6)), channels((1e3, 1.0, 1e-3, 1e-6))),
+             ("row bands", rows((1e5, 1e-5, 1.0, 1e-3), 20), rows((1e5, 1e-5, 1.0, 1e-3), 22)),
+             ("tiny", torch.tensor(1e-20), torch.tensor(1e-20)))
+    failures = []
+    for name, x_level, gy_level in cases:
+        x = (torch.rand(1, 64, 20, 70, generator=gen) * x_level).cuda()
+        weight = ((torch.rand(64, 64, 3, 3, generator=gen) * 2 - 1) / 24).cuda()
+        grad_y = (torch.randn(1, 64, 22, 72, generator=gen) * gy_level).cuda()
+        theirs = torch_passes(p, x, weight, None, grad_y, grad_y)
+        ref = torch_passes(p, x.double(), weight.double(), None, grad_y.double(), grad_y.double())
+        magnitude = torch_passes(p, x.double().abs(), weight.double().abs(), None, grad_y.double().abs(),
+                                 grad_y.double().abs())
+        for pass_ in ("forward", "grad_input", "grad_weight"):
+            r = ref[pass_]
+            bound = max(4 * max_error(theirs[pass_], r),
+                        error_floor(torch.float32, r, magnitude[pass_], terms(pass_, p, x, weight, grad_y)))
+            run = lambda variant: run_pass(pass_, p, x, weight, None, grad_y, "fp32", variant)
+            for variant, out in each_variant(pass_, run):
+                error = max_error(out, r)
+                if not error <= bound:
+                    failures.append(f"{name} {pass_} {variant or 'default'}: max |error| {error:.3g} > "
+                                    f"bound {bound:.3g} (cuDNN-FP32's {max_error(theirs[pass_], r):.3g})")
     assert not failures, "\n".join(failures)
 
 
