@@ -90,6 +90,47 @@ __device__ __forceinline__ void gwm_stage(const gwu_params &p, float *st, const 
     gwu_stage_gy<V, GWM_THREADS, GWU_CO>(p, st + GWM_X_FLOATS, c, t);
 }
 
+/* The outer sums of a warp: outer[m][tap][r] is ci 32*wm + 16*m + g + 8*(r/2), co 8*wc +
+ * 2*t + r%2 (the C layout of both mma shapes), tap (kh0 + tap / 3, tap % 3). */
+typedef float gwm_outer[2][GWU_KH * GWU_KW][4];
+
+__device__ __forceinline__ void gwm_zero(gwm_outer &outer)
+{
+#pragma unroll
+    for (int m = 0; m < 2; ++m)
+#pragma unroll
+        for (int tap = 0; tap < GWU_KH * GWU_KW; ++tap)
+#pragma unroll
+            for (int r = 0; r < 4; ++r) outer[m][tap][r] = 0.f;
+}
+
+/* The copies of the pipeline's first GWU_STAGES - 1 units.  Every step commits one (maybe
+ * empty) group, so that wait<STAGES - 2> means "unit k landed". */
+template <int V, int KIND>
+__device__ __forceinline__ void gwm_prologue(const gwu_params &p, float *smem, gwu_cursor &cur, const gwu_tile &tile,
+                                             int nunits)
+{
+    for (int k = 0; k < GWU_STAGES - 1; ++k) {
+        if (k < nunits) {
+            gwm_stage<V, KIND>(p, smem + k * GWM_STAGE_FLOATS, cur, tile);
+            gwu_advance(p, cur);
+        }
+        gwu_commit();
+    }
+}
+
+/* The slice's sums of this lane (warp (wm, wc), lane (g, t)) into the workspace. */
+__device__ __forceinline__ void gwm_store(const gwu_params &p, const gwu_tile &tile, const gwm_outer &outer, int wm,
+                                          int wc, int g, int t)
+{
+#pragma unroll
+    for (int m = 0; m < 2; ++m)
+#pragma unroll
+        for (int r = 0; r < 4; ++r)
+            gwu_store(p, tile, 32 * wm + 16 * m + g + 8 * (r / 2), 8 * wc + 2 * t + r % 2,
+                      [&](int tap) { return outer[m][tap][r]; });
+}
+
 /* This thread's raw x of a landed unit (its own copies: visible to it after its own
  * cp.async wait, no barrier needed), as TF32 operands rounded to nearest (tf32_operand_bits;
  * for 3xTF32 split by tf32_split into a big piece at xa and a small one at
@@ -173,23 +214,10 @@ template <int DW, int V, bool SPLIT> __device__ __forceinline__ void grad_weight
     gwu_cursor cur;
     const int nunits = gwu_slice(p, cur);
 
-    /* outer[m][tap][r]: ci 32*wm + 16*m + g + 8*(r/2), co 8*wc + 2*t + r%2 (the C layout) */
-    float outer[2][GWU_KH * GWU_KW][4], acc[2][GWU_KH * GWU_KW][4];
-#pragma unroll
-    for (int m = 0; m < 2; ++m)
-#pragma unroll
-        for (int tap = 0; tap < GWU_KH * GWU_KW; ++tap)
-#pragma unroll
-            for (int r = 0; r < 4; ++r) outer[m][tap][r] = 0.f;
-
-    /* every step commits one (maybe empty) group, so that wait<STAGES - 2> means "unit k landed" */
-    for (int k = 0; k < GWU_STAGES - 1; ++k) {
-        if (k < nunits) {
-            gwm_stage<V, SPLIT ? GWM_3XTF32 : GWM_TF32>(p, gwm_smem + k * GWM_STAGE_FLOATS, cur, tile);
-            gwu_advance(p, cur);
-        }
-        gwu_commit();
-    }
+    gwm_outer outer;
+    float acc[2][GWU_KH * GWU_KW][4];
+    gwm_zero(outer);
+    gwm_prologue<V, SPLIT ? GWM_3XTF32 : GWM_TF32>(p, gwm_smem, cur, tile, nunits);
     float *xa_buf = gwm_smem + GWU_STAGES * GWM_STAGE_FLOATS;
     for (int k = 0; k < nunits; ++k) {
         gwu_wait<GWU_STAGES - 2>();
@@ -252,13 +280,7 @@ template <int DW, int V, bool SPLIT> __device__ __forceinline__ void grad_weight
                 for (int r = 0; r < 4; ++r) outer[m][tap][r] += acc[m][tap][r];
     }
     gwu_wait<0>();
-
-#pragma unroll
-    for (int m = 0; m < 2; ++m)
-#pragma unroll
-        for (int r = 0; r < 4; ++r)
-            gwu_store(p, tile, 32 * wm + 16 * m + g + 8 * (r / 2), 8 * wc + 2 * t + r % 2,
-                      [&](int tap) { return outer[m][tap][r]; });
+    gwm_store(p, tile, outer, wm, wc, g, t);
 }
 
 /* ---- 3xFP16 (grad_weight_mma_3xfp16_64x32) ----
@@ -347,7 +369,7 @@ __device__ __forceinline__ uint32_t gwm_pair(const __half2 *p, int e)
 /* DW: dilation_w (1 or 2); V: the cp.async width in floats. */
 template <int DW, int V> __device__ __forceinline__ void grad_weight_fp16_body(const gwu_params &p)
 {
-    constexpr int NQ = 3, TAPS = GWU_KH * GWU_KW;
+    constexpr int NQ = 3;
     extern __shared__ __align__(16) float gwm_smem[];
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
     const int wm = warp % 2, wc = warp / 2;
@@ -355,22 +377,9 @@ template <int DW, int V> __device__ __forceinline__ void grad_weight_fp16_body(c
     gwu_cursor cur;
     const int nunits = gwu_slice(p, cur);
 
-    /* outer[m][tap][r]: ci 32*wm + 16*m + g + 8*(r/2), co 8*wc + 2*t + r%2 (the C layout) */
-    float outer[2][TAPS][4];
-#pragma unroll
-    for (int m = 0; m < 2; ++m)
-#pragma unroll
-        for (int tap = 0; tap < TAPS; ++tap)
-#pragma unroll
-            for (int r = 0; r < 4; ++r) outer[m][tap][r] = 0.f;
-
-    for (int k = 0; k < GWU_STAGES - 1; ++k) {
-        if (k < nunits) {
-            gwm_stage<V, GWM_3XFP16>(p, gwm_smem + k * GWM_STAGE_FLOATS, cur, tile);
-            gwu_advance(p, cur);
-        }
-        gwu_commit();
-    }
+    gwm_outer outer;
+    gwm_zero(outer);
+    gwm_prologue<V, GWM_3XFP16>(p, gwm_smem, cur, tile, nunits);
     uint32_t *xa_buf = (uint32_t *)(gwm_smem + GWU_STAGES * GWM_STAGE_FLOATS);
     int *xe_buf = (int *)(xa_buf + 2 * GWM_X_FLOATS);
     for (int k = 0; k < nunits; ++k) {
@@ -460,13 +469,7 @@ template <int DW, int V> __device__ __forceinline__ void grad_weight_fp16_body(c
         }
     }
     gwu_wait<0>();
-
-#pragma unroll
-    for (int m = 0; m < 2; ++m)
-#pragma unroll
-        for (int r = 0; r < 4; ++r)
-            gwu_store(p, tile, 32 * wm + 16 * m + g + 8 * (r / 2), 8 * wc + 2 * t + r % 2,
-                      [&](int tap) { return outer[m][tap][r]; });
+    gwm_store(p, tile, outer, wm, wc, g, t);
 }
 
 /* 3xTF32 needs more shared memory per CTA than sm_80 has (the plan declines there), and it
