@@ -176,6 +176,21 @@ template <bool SPLIT> __device__ __forceinline__ void gwm_arrange(const float *r
     }
 }
 
+/* The A fragments of ci tiles 2*wm + m (m < 2) in 32-pixel step u, k-steps j < J, from x in
+ * fragment order (xf: this lane's first fragment, T a fragment's registers): a[m][j], and
+ * where TWO the second piece of each, `second` fragments on (3xTF32's small, 3xFP16's lo). */
+template <int J, bool TWO, typename T>
+__device__ __forceinline__ void gwm_load_a(const T *xf, int u, int second, T (&a)[2][J], T (&b)[2][J])
+{
+#pragma unroll
+    for (int m = 0; m < 2; ++m)
+#pragma unroll
+        for (int j = 0; j < J; ++j) {
+            a[m][j] = xf[((m * 2 + u) * J + j) * 32];
+            if (TWO) b[m][j] = xf[second + ((m * 2 + u) * J + j) * 32];
+        }
+}
+
 /* D = A * B + C on the tensor cores, C = D (acc) or zero (first k-step of a unit). */
 __device__ __forceinline__ void gwm_mma(float (&d)[4], const float4 &a, uint32_t b0, uint32_t b1, bool zero)
 {
@@ -248,13 +263,7 @@ template <int DW, int V, bool SPLIT> __device__ __forceinline__ void grad_weight
             /* a[m][j]: the A fragment of ci tile 2*wm + m, step u, k-step j (as[m][j]: its
              * small piece, 3xTF32) */
             float4 a[2][4], as[2][4];
-#pragma unroll
-            for (int m = 0; m < 2; ++m)
-#pragma unroll
-                for (int j = 0; j < 4; ++j) {
-                    a[m][j] = xf[((m * 2 + u) * 4 + j) * 32];
-                    if (SPLIT) as[m][j] = xf[GWM_X_FLOATS / 4 + ((m * 2 + u) * 4 + j) * 32];
-                }
+            gwm_load_a<4, SPLIT>(xf, u, GWM_X_FLOATS / 4, a, as);
 #pragma unroll
             for (int kh = 0; kh < GWU_KH; ++kh) {
                 /* w[e]: grad_y of co row g, tap row kh, staged column 32*u + 8*t + e (ws: small) */
@@ -437,13 +446,7 @@ template <int DW, int V> __device__ __forceinline__ void grad_weight_fp16_body(c
             for (int u = 0; u < GWU_PX / 32; ++u) {
                 /* ah[m][j], al[m][j]: the A fragments (hi, lo) of ci tile 2*wm + m, step u, k16-step j */
                 uint4 ah[2][2], al[2][2];
-#pragma unroll
-                for (int m = 0; m < 2; ++m)
-#pragma unroll
-                    for (int j = 0; j < 2; ++j) {
-                        ah[m][j] = xf[((m * 2 + u) * 2 + j) * 32];
-                        al[m][j] = xf[GWM_X_FLOATS / 8 + ((m * 2 + u) * 2 + j) * 32];
-                    }
+                gwm_load_a<2, true>(xf, u, GWM_X_FLOATS / 8, ah, al);
                 /* the window scaled and split into half pairs (0, 1), (2, 3), ... */
                 __half2 wh[2 * NQ], wl[2 * NQ];
 #pragma unroll
