@@ -950,7 +950,7 @@ static int direct_can_implement(const tconv_problem *p, const tconv_config *conf
     if (cudaGetDevice(&dev) != cudaSuccess ||
         cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess)
         return 0;
-    if (direct_is_wgmma(Tile::mma) && !direct_wgmma_available(dev)) return 0;
+    if (direct_is_wgmma(Tile::mma) && !sm90a_available(dev)) return 0;
     return s.smem_bytes + sizeof(direct_taps) <= (size_t)optin;
 }
 

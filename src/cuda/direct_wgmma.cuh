@@ -29,7 +29,7 @@
  * warpgroup has waited for before that barrier.
  *
  * Only builds for sm_90a (TCONV_WGMMA, set by the build with that target) hold the kernel
- * body; direct_wgmma_available() keeps the variant off every other build and device.
+ * body; sm90a_available() keeps the variant off every other build and device.
  */
 #ifndef TCONV_CUDA_DIRECT_WGMMA_CUH
 #define TCONV_CUDA_DIRECT_WGMMA_CUH
@@ -320,7 +320,7 @@ __global__ void __launch_bounds__(256, 1) direct_wgmma_kernel(const direct_param
     cp_async_wait<0>();
     direct_wgmma_store<MODE, ROWS>(P, b, acc);
 #else
-    __trap(); /* direct_wgmma_available() keeps other builds from launching it */
+    __trap(); /* sm90a_available() keeps other builds from launching it */
 #endif
 }
 
@@ -433,21 +433,7 @@ __global__ void __launch_bounds__(256, 1) direct_wgmma_fp16_kernel(const direct_
     for (int i = 0; i < 64; ++i) big[i] = fmaf(small[i], 1.f / 2048.f, big[i]) * unscale_x * unscale_w;
     direct_wgmma_store<MODE, ROWS>(P, b, big);
 #else
-    __trap(); /* direct_wgmma_available() keeps other builds from launching it */
-#endif
-}
-
-/* Whether this build holds the kernel for device dev: an sm_90a build on a 9.0 device. */
-static inline int direct_wgmma_available(int dev)
-{
-#if defined(TCONV_WGMMA)
-    int major = 0, minor = 0;
-    return cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess &&
-           cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) == cudaSuccess && major == 9 &&
-           minor == 0;
-#else
-    (void)dev;
-    return 0;
+    __trap(); /* sm90a_available() keeps other builds from launching it */
 #endif
 }
 

@@ -84,7 +84,7 @@ __device__ __forceinline__ void gwf_stage(const gwu_params &p, float *st, const 
         const bool ok = col_ok && (xl.row_ok >> k & 1u);
         gwu_copy<VX>(st + xl.dst + GWF_THREADS / R * GWF_XS * k, x0 + k * xl.step, ok);
     }
-    gwu_stage_gy<VG, GWF_THREADS, GWF_CO>(p, st + GWF_X_FLOATS, c, t);
+    gwu_stage_gy<VG, GWF_THREADS, GWF_CO>(p, st + GWF_X_FLOATS, c, t, threadIdx.x);
 }
 
 __device__ __forceinline__ void gwf_load4(float *r, const float *s)

@@ -1,7 +1,9 @@
 /*
  * grad_weight_mma.cu - grad_weight on tensor cores (mma.sync), variants
  * "grad_weight_mma_64x32" (tf32 mode, m16n8k8 TF32), "grad_weight_mma_3xtf32_64x32" (fp32
- * mode, 3xTF32) and "grad_weight_mma_3xfp16_64x32" (fp32 mode, 3xFP16 on m16n8k16, below):
+ * mode, 3xTF32) and "grad_weight_mma_3xfp16_64x32" (fp32 mode, 3xFP16 on m16n8k16, below),
+ * and on sm_90a the same TF32 and 3xFP16 work with a warpgroup that only copies
+ * ("grad_weight_mma_ws_64x32", "grad_weight_mma_3xfp16_ws_64x32", further below):
  * the unit-tiled split-K GEMM of grad_weight_units.cuh.  The tensor-core roles:
  * A (16 x 8) = x[ci][pixel], B (8 x 8) = grad_y[pixel + tap shift][co], one accumulator
  * tile per (ci, co, tap).
@@ -71,14 +73,15 @@ template <int KIND> __device__ __forceinline__ gwm_xpart gwm_xpart_of(int tid)
     return r;
 }
 
-/* Issues the copies of one unit into stage st, V floats per cp.async: x into this
- * thread's raw slots (zero where outside the tensor or the tile), then grad_y
- * (gwu_stage_gy). */
+/* Issues the copies of one unit into stage st, V floats per cp.async, from NT threads
+ * (tid: this one's index among them): x into the raw slots of threads T = tid, tid + NT, ...
+ * < GWM_THREADS (zero where outside the tensor or the tile), then grad_y (gwu_stage_gy). */
 template <int V, int KIND>
-__device__ __forceinline__ void gwm_stage(const gwu_params &p, float *st, const gwu_cursor &c, const gwu_tile &t)
+__device__ __forceinline__ void gwm_stage_x(const gwu_params &p, float *st, const gwu_cursor &c, const gwu_tile &t,
+                                            unsigned T)
 {
     const int iw0 = c.seg * GWU_PX;
-    const gwm_xpart xp = gwm_xpart_of<KIND>(threadIdx.x);
+    const gwm_xpart xp = gwm_xpart_of<KIND>(T);
     const int64_t x_chan = (int64_t)p.h_in * p.w_in;
     const float *x_row = p.x + ((c.n * p.c_in + (int64_t)t.grp * p.cig + t.ci0 + xp.row) * p.h_in + c.ih) * (int64_t)p.w_in +
                          iw0 + xp.px;
@@ -88,10 +91,17 @@ __device__ __forceinline__ void gwm_stage(const gwu_params &p, float *st, const 
 #pragma unroll
         for (int e = 0; e < 8; e += V) {
             const bool ok = row_ok && iw0 + xp.px + e < p.w_in;
-            gwu_copy<V>(st + (2 * h + e / 4) * 1024 + 4 * threadIdx.x + e % 4, x_row + 8 * h * x_chan + e, ok);
+            gwu_copy<V>(st + (2 * h + e / 4) * 1024 + 4 * T + e % 4, x_row + 8 * h * x_chan + e, ok);
         }
     }
-    gwu_stage_gy<V, GWM_THREADS, GWU_CO>(p, st + GWM_X_FLOATS, c, t);
+}
+template <int V, int KIND, int NT>
+__device__ __forceinline__ void gwm_stage(const gwu_params &p, float *st, const gwu_cursor &c, const gwu_tile &t,
+                                          unsigned tid)
+{
+#pragma unroll 1 /* (NT = 128: one thread's x at a time, for the producers' registers) */
+    for (int r = 0; r < GWM_THREADS / NT; ++r) gwm_stage_x<V, KIND>(p, st, c, t, tid + r * NT);
+    gwu_stage_gy<V, NT, GWU_CO>(p, st + GWM_X_FLOATS, c, t, tid);
 }
 
 /* Sums of a lane, the outer ones or the accumulators: s[m][tap][r] is ci 32*wm + 16*m + g +
@@ -109,15 +119,15 @@ __device__ __forceinline__ void gwm_zero(gwm_sums &s)
             for (int r = 0; r < 4; ++r) s[m][tap][r] = 0.f;
 }
 
-/* The copies of the pipeline's first GWU_STAGES - 1 units.  Every step commits one (maybe
- * empty) group, so that wait<STAGES - 2> means "unit k landed". */
-template <int V, int KIND>
+/* The copies of the pipeline's first GWU_STAGES - 1 units, from NT threads (gwm_stage).
+ * Every step commits one (maybe empty) group, so that wait<STAGES - 2> means "unit k landed". */
+template <int V, int KIND, int NT>
 __device__ __forceinline__ void gwm_prologue(const gwu_params &p, float *smem, gwu_cursor &cur, const gwu_tile &tile,
-                                             int nunits)
+                                             int nunits, unsigned tid)
 {
     for (int k = 0; k < GWU_STAGES - 1; ++k) {
         if (k < nunits) {
-            gwm_stage<V, KIND>(p, smem + k * GWM_STAGE_FLOATS, cur, tile);
+            gwm_stage<V, KIND, NT>(p, smem + k * GWM_STAGE_FLOATS, cur, tile, tid);
             gwu_advance(p, cur);
         }
         gwu_commit();
@@ -136,7 +146,7 @@ __device__ __forceinline__ void gwm_store(const gwu_params &p, const gwu_tile &t
                       [&](int tap) { return outer[m][tap][r]; });
 }
 
-/* This thread's raw x of a landed unit (its own copies: visible to it after its own
+/* Thread T's raw x of a landed unit (this thread's own copies: visible to it after its own
  * cp.async wait, no barrier needed), as TF32 operands rounded to nearest (tf32_operand_bits;
  * for 3xTF32 split by tf32_split into a big piece at xa and a small one at
  * xa + GWM_X_FLOATS) and stored in A-fragment order:
@@ -145,9 +155,8 @@ __device__ __forceinline__ void gwm_store(const gwu_params &p, const gwu_tile &t
  * counted from 32*u + 8*t.  So a warp loads a fragment with one LDS.128 of 512 contiguous
  * bytes, and the registers land in the order HMMA wants them (no moves).  The stores: a
  * quarter warp (one g pair, t = 0..3, one u) writes lanes 8i .. 8i+7, 128 contiguous bytes. */
-template <bool SPLIT> __device__ __forceinline__ void gwm_arrange(const float *raw, float *xa)
+template <bool SPLIT> __device__ __forceinline__ void gwm_arrange(const float *raw, float *xa, int T)
 {
-    const int T = threadIdx.x;
     float v[2][8], w[2][8];
 #pragma unroll
     for (int h = 0; h < 2; ++h)
@@ -221,86 +230,102 @@ template <bool SPLIT> __device__ __forceinline__ void gwm_load4(uint32_t *big, u
     }
 }
 
-/* DW: dilation_w (1 or 2), compile-time so that the window indices are registers;
- * V: the cp.async width in floats; SPLIT: 3xTF32 (fp32 mode), three mma per product
- * (small x * big grad_y, big x * small grad_y, big * big) into the same accumulators. */
-template <int DW, int V, bool SPLIT> __device__ __forceinline__ void grad_weight_mma_body(const gwu_params &p)
+/* The mma of one unit for warp (wm, wc), lane (g, t): x in fragment order at xa, grad_y in
+ * stage st, into the accumulators acc, which go into the outer sums where `flush`.
+ * DW: dilation_w (1 or 2), compile-time so that the window indices are registers;
+ * SPLIT: 3xTF32 (fp32 mode), three mma per product (small x * big grad_y, big x * small
+ * grad_y, big * big) into the same accumulators.  FLUSH: units per flush; where it is 1,
+ * each unit's first mma starts the accumulators from zero. */
+template <int DW, bool SPLIT, int FLUSH>
+__device__ __forceinline__ void gwm_unit(const float *xa, const float *st, int wm, int wc, int lane, gwm_sums &acc,
+                                         gwm_sums &outer, bool flush)
 {
     constexpr int NQ = 3; /* LDS.128 per window of 8 + 2*DW <= 12 floats */
+    const int g = lane / 4, t = lane % 4;
+    const float4 *xf = (const float4 *)xa + wm * 2 * 2 * 4 * 32 + lane;
+    const float *gs = st + GWM_X_FLOATS + (8 * wc + g) * GWU_GS + 8 * t;
+#pragma unroll
+    for (int u = 0; u < GWU_PX / 32; ++u) {
+        /* a[m][j]: the A fragment of ci tile 2*wm + m, step u, k-step j (as[m][j]: its
+         * small piece, 3xTF32) */
+        float4 a[2][4], as[2][4];
+        gwm_load_a<4, SPLIT>(xf, u, GWM_X_FLOATS / 4, a, as);
+#pragma unroll
+        for (int kh = 0; kh < GWU_KH; ++kh) {
+            /* w[e]: grad_y of co row g, tap row kh, staged column 32*u + 8*t + e (ws: small) */
+            uint32_t w[4 * NQ], ws[4 * NQ];
+#pragma unroll
+            for (int q = 0; q < NQ; ++q)
+                gwm_load4<SPLIT>(&w[4 * q], &ws[4 * q], gs + kh * GWU_CO * GWU_GS + 32 * u + 4 * q);
+#pragma unroll
+            for (int kw = 0; kw < GWU_KW; ++kw)
+#pragma unroll
+                for (int j = 0; j < 4; ++j)
+#pragma unroll
+                    for (int m = 0; m < 2; ++m) {
+                        float(&d)[4] = acc[m][kh * GWU_KW + kw];
+                        const int e0 = 2 * j + kw * DW, e1 = e0 + 1;
+                        /* the first mma of a unit that starts the accumulators */
+                        const bool first = FLUSH == 1 && u == 0 && j == 0;
+                        if (SPLIT) {
+                            gwm_mma(d, as[m][j], w[e0], w[e1], first);
+                            gwm_mma(d, a[m][j], ws[e0], ws[e1], false);
+                        }
+                        gwm_mma(d, a[m][j], w[e0], w[e1], first && !SPLIT);
+                    }
+        }
+    }
+    if (flush) {
+#pragma unroll
+        for (int m = 0; m < 2; ++m)
+#pragma unroll
+            for (int tap = 0; tap < GWU_KH * GWU_KW; ++tap)
+#pragma unroll
+                for (int r = 0; r < 4; ++r) outer[m][tap][r] += acc[m][tap][r];
+        if (FLUSH > 1) gwm_zero(acc);
+    }
+}
+
+/* Units per flush: 3xTF32 one (its sums must be as accurate as float32's), tf32 mode
+ * GWM_TF32_FLUSH. */
+template <bool SPLIT> __host__ __device__ constexpr int gwm_flush_units() { return SPLIT ? 1 : GWM_TF32_FLUSH; }
+
+/* V: the cp.async width in floats. */
+template <int DW, int V, bool SPLIT> __device__ __forceinline__ void grad_weight_mma_body(const gwu_params &p)
+{
+    constexpr int KIND = SPLIT ? GWM_3XTF32 : GWM_TF32, FLUSH = gwm_flush_units<SPLIT>();
     extern __shared__ __align__(16) float gwm_smem[];
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
-    const int wm = warp % 2, wc = warp / 2;
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const gwu_tile tile = gwu_tile_of<GWU_CO>(p);
     gwu_cursor cur;
     const int nunits = gwu_slice(p, cur);
 
-    constexpr int FLUSH = SPLIT ? 1 : GWM_TF32_FLUSH; /* units per flush */
     gwm_sums outer;
     gwm_sums acc;
     gwm_zero(outer);
     if (FLUSH > 1) gwm_zero(acc);
-    gwm_prologue<V, SPLIT ? GWM_3XTF32 : GWM_TF32>(p, gwm_smem, cur, tile, nunits);
+    gwm_prologue<V, KIND, GWM_THREADS>(p, gwm_smem, cur, tile, nunits, threadIdx.x);
     float *xa_buf = gwm_smem + GWU_STAGES * GWM_STAGE_FLOATS;
     for (int k = 0; k < nunits; ++k) {
         gwu_wait<GWU_STAGES - 2>();
         const float *st = gwm_smem + k % GWU_STAGES * GWM_STAGE_FLOATS;
         /* x buffer k % 2 was last read for unit k - 2, before the previous barrier */
         float *xa = xa_buf + k % 2 * (SPLIT + 1) * GWM_X_FLOATS;
-        gwm_arrange<SPLIT>(st, xa);
+        gwm_arrange<SPLIT>(st, xa, threadIdx.x);
         /* unit k is visible to all; every warp is done with unit k - 1, whose stage the
          * copies of unit k + STAGES - 1 reuse */
         __syncthreads();
         if (k + GWU_STAGES - 1 < nunits) {
-            gwm_stage<V, SPLIT ? GWM_3XTF32 : GWM_TF32>(p, gwm_smem + (k + GWU_STAGES - 1) % GWU_STAGES * GWM_STAGE_FLOATS, cur, tile);
+            gwm_stage<V, KIND, GWM_THREADS>(p, gwm_smem + (k + GWU_STAGES - 1) % GWU_STAGES * GWM_STAGE_FLOATS, cur,
+                                            tile, threadIdx.x);
             gwu_advance(p, cur);
         }
         gwu_commit();
-
-        const float4 *xf = (const float4 *)xa + wm * 2 * 2 * 4 * 32 + lane;
-        const float *gs = st + GWM_X_FLOATS + (8 * wc + g) * GWU_GS + 8 * t;
-#pragma unroll
-        for (int u = 0; u < GWU_PX / 32; ++u) {
-            /* a[m][j]: the A fragment of ci tile 2*wm + m, step u, k-step j (as[m][j]: its
-             * small piece, 3xTF32) */
-            float4 a[2][4], as[2][4];
-            gwm_load_a<4, SPLIT>(xf, u, GWM_X_FLOATS / 4, a, as);
-#pragma unroll
-            for (int kh = 0; kh < GWU_KH; ++kh) {
-                /* w[e]: grad_y of co row g, tap row kh, staged column 32*u + 8*t + e (ws: small) */
-                uint32_t w[4 * NQ], ws[4 * NQ];
-#pragma unroll
-                for (int q = 0; q < NQ; ++q)
-                    gwm_load4<SPLIT>(&w[4 * q], &ws[4 * q], gs + kh * GWU_CO * GWU_GS + 32 * u + 4 * q);
-#pragma unroll
-                for (int kw = 0; kw < GWU_KW; ++kw)
-#pragma unroll
-                    for (int j = 0; j < 4; ++j)
-#pragma unroll
-                        for (int m = 0; m < 2; ++m) {
-                            float(&d)[4] = acc[m][kh * GWU_KW + kw];
-                            const int e0 = 2 * j + kw * DW, e1 = e0 + 1;
-                            /* the first mma of a unit that starts the accumulators */
-                            const bool first = FLUSH == 1 && u == 0 && j == 0;
-                            if (SPLIT) {
-                                gwm_mma(d, as[m][j], w[e0], w[e1], first);
-                                gwm_mma(d, a[m][j], ws[e0], ws[e1], false);
-                            }
-                            gwm_mma(d, a[m][j], w[e0], w[e1], first && !SPLIT);
-                        }
-            }
-        }
-        if (k % FLUSH == FLUSH - 1 || k == nunits - 1) {
-#pragma unroll
-            for (int m = 0; m < 2; ++m)
-#pragma unroll
-                for (int tap = 0; tap < GWU_KH * GWU_KW; ++tap)
-#pragma unroll
-                    for (int r = 0; r < 4; ++r) outer[m][tap][r] += acc[m][tap][r];
-            if (FLUSH > 1) gwm_zero(acc);
-        }
+        gwm_unit<DW, SPLIT, FLUSH>(xa, st, warp % 2, warp / 2, lane, acc, outer,
+                                   k % FLUSH == FLUSH - 1 || k == nunits - 1);
     }
     gwu_wait<0>();
-    gwm_store(p, tile, outer, wm, wc, g, t);
+    gwm_store(p, tile, outer, warp % 2, warp / 2, lane / 4, lane % 4);
 }
 
 /* ---- 3xFP16 (grad_weight_mma_3xfp16_64x32) ----
@@ -327,14 +352,14 @@ __device__ __forceinline__ float gwm_lanes_max(float m, int lanes)
     return m;
 }
 
-/* This thread's raw x of a landed unit (its own copies), scaled per row and split into FP16
+/* Thread T's raw x of a landed unit (this thread's own copies), scaled per row and split into FP16
  * hi and lo pieces in A-fragment order of m16n8k16: hi at xa[((M*2 + u)*2 + j)*128 + lane*4
  * + r] (32-bit words, a half pair each), lo GWM_X_FLOATS / 2 words on; register r of lane
  * (g, t) in k16-step j: (row g, pixels 4j, 4j+1), (g+8, 4j, 4j+1), (g, 4j+2, 4j+3),
  * (g+8, 4j+2, 4j+3), pixels counted from 32*u + 8*t.  The rows' exponents go to xe[row]. */
-__device__ __forceinline__ void gwm_arrange_fp16(const float *raw, uint32_t *xa, int *xe)
+__device__ __forceinline__ void gwm_arrange_fp16(const float *raw, uint32_t *xa, int *xe, int T)
 {
-    const int T = threadIdx.x, M = T / 64, g = T % 64 / 8, u = T % 8 / 4, t = T % 4;
+    const int M = T / 64, g = T % 64 / 8, u = T % 8 / 4, t = T % 4;
     float v[2][8];
 #pragma unroll
     for (int h = 0; h < 2; ++h)
@@ -386,20 +411,93 @@ __device__ __forceinline__ uint32_t gwm_pair(const __half2 *p, int e)
     return __byte_perm(a, *(const uint32_t *)&p[e / 2 + 1], 0x5432);
 }
 
+/* The mma of one unit for warp (wm, wc), lane (g, t), into the outer sums: x in fragment
+ * order at xa with its rows' exponents at xe, grad_y in stage st.  DW: dilation_w (1 or 2). */
+template <int DW>
+__device__ __forceinline__ void gwm_unit_fp16(const uint32_t *xa, const int *xe, const float *st, int wm, int wc,
+                                              int lane, gwm_sums &outer)
+{
+    constexpr int NQ = 3;
+    const int g = lane / 4, t = lane % 4;
+    /* x rows 32*wm + 16*m + g (+ 8): their scales back (the unit's exponents, xe) */
+    float sx[2][2];
+#pragma unroll
+    for (int m = 0; m < 2; ++m)
+#pragma unroll
+        for (int h = 0; h < 2; ++h) sx[m][h] = pow2f(-xe[32 * wm + 16 * m + g + 8 * h]);
+    const uint4 *xf = (const uint4 *)xa + wm * 2 * 2 * 2 * 32 + lane;
+    const float *gs = st + GWM_X_FLOATS + (8 * wc + g) * GWU_GS + 8 * t;
+    /* one tap row at a time, so that only its 3 taps' accumulators are live */
+#pragma unroll
+    for (int kh = 0; kh < GWU_KH; ++kh) {
+        /* the windows of grad_y row (kh, co 8*wc + g) for both steps: staged columns
+         * 32*u + 8*t + 0 .. 11; the row's exponent from the 68 columns of the 4 lanes t */
+        float w[GWU_PX / 32][4 * NQ];
+        float mx = 0.f;
+#pragma unroll
+        for (int u = 0; u < GWU_PX / 32; ++u)
+#pragma unroll
+            for (int q = 0; q < NQ; ++q) {
+                *(float4 *)&w[u][4 * q] = *(const float4 *)(gs + kh * GWU_CO * GWU_GS + 32 * u + 4 * q);
+#pragma unroll
+                for (int e = 0; e < 4; ++e) mx = fmaxf(mx, fabsf(w[u][4 * q + e]));
+            }
+        const int ey = fp16_exponent(__float_as_uint(gwm_lanes_max(mx, 2)), GWM_FP16_TOP, 0);
+        const float sc = pow2f(ey);
+        float acc[2][GWU_KW][4];
+#pragma unroll
+        for (int u = 0; u < GWU_PX / 32; ++u) {
+            /* ah[m][j], al[m][j]: the A fragments (hi, lo) of ci tile 2*wm + m, step u, k16-step j */
+            uint4 ah[2][2], al[2][2];
+            gwm_load_a<2, true>(xf, u, GWM_X_FLOATS / 8, ah, al);
+            /* the window scaled and split into half pairs (0, 1), (2, 3), ... */
+            __half2 wh[2 * NQ], wl[2 * NQ];
+#pragma unroll
+            for (int i = 0; i < 2 * NQ; ++i) fp16_split(w[u][2 * i] * sc, w[u][2 * i + 1] * sc, 1.f, wh[i], wl[i]);
+#pragma unroll
+            for (int kw = 0; kw < GWU_KW; ++kw)
+#pragma unroll
+                for (int j = 0; j < 2; ++j) {
+                    const int e0 = 4 * j + kw * DW, e1 = e0 + 2;
+                    const uint32_t bh0 = gwm_pair(wh, e0), bh1 = gwm_pair(wh, e1);
+                    const uint32_t bl0 = gwm_pair(wl, e0), bl1 = gwm_pair(wl, e1);
+#pragma unroll
+                    for (int m = 0; m < 2; ++m) {
+                        gwm_mma16(acc[m][kw], ah[m][j], bh0, bh1, u == 0 && j == 0);
+                        gwm_mma16(acc[m][kw], ah[m][j], bl0, bl1, false);
+                        gwm_mma16(acc[m][kw], al[m][j], bh0, bh1, false);
+                    }
+                }
+        }
+        /* the tap row's sums back to their scale, into the outer sums: columns
+         * 8*wc + 2*t (+ 1), whose exponents lanes 4 * (2t) and 4 * (2t + 1) hold */
+        float sy[2];
+#pragma unroll
+        for (int c = 0; c < 2; ++c) sy[c] = pow2f(-__shfl_sync(0xffffffffu, ey, 4 * (2 * t + c)));
+#pragma unroll
+        for (int m = 0; m < 2; ++m)
+#pragma unroll
+            for (int kw = 0; kw < GWU_KW; ++kw)
+#pragma unroll
+                for (int r = 0; r < 4; ++r) {
+                    float &o = outer[m][kh * GWU_KW + kw][r];
+                    o = fmaf(acc[m][kw][r] * sx[m][r / 2], sy[r % 2], o);
+                }
+    }
+}
+
 /* DW: dilation_w (1 or 2); V: the cp.async width in floats. */
 template <int DW, int V> __device__ __forceinline__ void grad_weight_fp16_body(const gwu_params &p)
 {
-    constexpr int NQ = 3;
     extern __shared__ __align__(16) float gwm_smem[];
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
-    const int wm = warp % 2, wc = warp / 2;
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const gwu_tile tile = gwu_tile_of<GWU_CO>(p);
     gwu_cursor cur;
     const int nunits = gwu_slice(p, cur);
 
     gwm_sums outer;
     gwm_zero(outer);
-    gwm_prologue<V, GWM_3XFP16>(p, gwm_smem, cur, tile, nunits);
+    gwm_prologue<V, GWM_3XFP16, GWM_THREADS>(p, gwm_smem, cur, tile, nunits, threadIdx.x);
     uint32_t *xa_buf = (uint32_t *)(gwm_smem + GWU_STAGES * GWM_STAGE_FLOATS);
     int *xe_buf = (int *)(xa_buf + 2 * GWM_X_FLOATS);
     for (int k = 0; k < nunits; ++k) {
@@ -408,82 +506,142 @@ template <int DW, int V> __device__ __forceinline__ void grad_weight_fp16_body(c
         /* x buffer k % 2 (and its exponents) were last read for unit k - 2 */
         uint32_t *xa = xa_buf + k % 2 * GWM_X_FLOATS;
         int *xe = xe_buf + k % 2 * GWU_CI;
-        gwm_arrange_fp16(st, xa, xe);
+        gwm_arrange_fp16(st, xa, xe, threadIdx.x);
         __syncthreads();
         if (k + GWU_STAGES - 1 < nunits) {
-            gwm_stage<V, GWM_3XFP16>(p, gwm_smem + (k + GWU_STAGES - 1) % GWU_STAGES * GWM_STAGE_FLOATS, cur, tile);
+            gwm_stage<V, GWM_3XFP16, GWM_THREADS>(p, gwm_smem + (k + GWU_STAGES - 1) % GWU_STAGES * GWM_STAGE_FLOATS,
+                                                  cur, tile, threadIdx.x);
             gwu_advance(p, cur);
         }
         gwu_commit();
-
-        /* x rows 32*wm + 16*m + g (+ 8): their scales back (the unit's exponents, xe) */
-        float sx[2][2];
-#pragma unroll
-        for (int m = 0; m < 2; ++m)
-#pragma unroll
-            for (int h = 0; h < 2; ++h) sx[m][h] = pow2f(-xe[32 * wm + 16 * m + g + 8 * h]);
-        const uint4 *xf = (const uint4 *)xa + wm * 2 * 2 * 2 * 32 + lane;
-        const float *gs = st + GWM_X_FLOATS + (8 * wc + g) * GWU_GS + 8 * t;
-        /* one tap row at a time, so that only its 3 taps' accumulators are live */
-#pragma unroll
-        for (int kh = 0; kh < GWU_KH; ++kh) {
-            /* the windows of grad_y row (kh, co 8*wc + g) for both steps: staged columns
-             * 32*u + 8*t + 0 .. 11; the row's exponent from the 68 columns of the 4 lanes t */
-            float w[GWU_PX / 32][4 * NQ];
-            float mx = 0.f;
-#pragma unroll
-            for (int u = 0; u < GWU_PX / 32; ++u)
-#pragma unroll
-                for (int q = 0; q < NQ; ++q) {
-                    *(float4 *)&w[u][4 * q] = *(const float4 *)(gs + kh * GWU_CO * GWU_GS + 32 * u + 4 * q);
-#pragma unroll
-                    for (int e = 0; e < 4; ++e) mx = fmaxf(mx, fabsf(w[u][4 * q + e]));
-                }
-            const int ey = fp16_exponent(__float_as_uint(gwm_lanes_max(mx, 2)), GWM_FP16_TOP, 0);
-            const float sc = pow2f(ey);
-            float acc[2][GWU_KW][4];
-#pragma unroll
-            for (int u = 0; u < GWU_PX / 32; ++u) {
-                /* ah[m][j], al[m][j]: the A fragments (hi, lo) of ci tile 2*wm + m, step u, k16-step j */
-                uint4 ah[2][2], al[2][2];
-                gwm_load_a<2, true>(xf, u, GWM_X_FLOATS / 8, ah, al);
-                /* the window scaled and split into half pairs (0, 1), (2, 3), ... */
-                __half2 wh[2 * NQ], wl[2 * NQ];
-#pragma unroll
-                for (int i = 0; i < 2 * NQ; ++i) fp16_split(w[u][2 * i] * sc, w[u][2 * i + 1] * sc, 1.f, wh[i], wl[i]);
-#pragma unroll
-                for (int kw = 0; kw < GWU_KW; ++kw)
-#pragma unroll
-                    for (int j = 0; j < 2; ++j) {
-                        const int e0 = 4 * j + kw * DW, e1 = e0 + 2;
-                        const uint32_t bh0 = gwm_pair(wh, e0), bh1 = gwm_pair(wh, e1);
-                        const uint32_t bl0 = gwm_pair(wl, e0), bl1 = gwm_pair(wl, e1);
-#pragma unroll
-                        for (int m = 0; m < 2; ++m) {
-                            gwm_mma16(acc[m][kw], ah[m][j], bh0, bh1, u == 0 && j == 0);
-                            gwm_mma16(acc[m][kw], ah[m][j], bl0, bl1, false);
-                            gwm_mma16(acc[m][kw], al[m][j], bh0, bh1, false);
-                        }
-                    }
-            }
-            /* the tap row's sums back to their scale, into the outer sums: columns
-             * 8*wc + 2*t (+ 1), whose exponents lanes 4 * (2t) and 4 * (2t + 1) hold */
-            float sy[2];
-#pragma unroll
-            for (int c = 0; c < 2; ++c) sy[c] = pow2f(-__shfl_sync(0xffffffffu, ey, 4 * (2 * t + c)));
-#pragma unroll
-            for (int m = 0; m < 2; ++m)
-#pragma unroll
-                for (int kw = 0; kw < GWU_KW; ++kw)
-#pragma unroll
-                    for (int r = 0; r < 4; ++r) {
-                        float &o = outer[m][kh * GWU_KW + kw][r];
-                        o = fmaf(acc[m][kw][r] * sx[m][r / 2], sy[r % 2], o);
-                    }
-        }
+        gwm_unit_fp16<DW>(xa, xe, st, warp % 2, warp / 2, lane, outer);
     }
     gwu_wait<0>();
-    gwm_store(p, tile, outer, wm, wc, g, t);
+    gwm_store(p, tile, outer, warp % 2, warp / 2, lane / 4, lane % 4);
+}
+
+/* ---- warp-specialized (grad_weight_mma_ws_64x32, grad_weight_mma_3xfp16_ws_64x32) ----
+ * The same units, sums and mma as the kernels above, without the unit's barrier: a fourth
+ * warpgroup copies and arranges, the two others only multiply, and shared-memory barriers
+ * (mbarrier) per buffer say when a unit is ready and when its buffers are free.  Producer
+ * thread P plays threads P and P + 128 of the barrier kernels' x copies and arranging, and
+ * copies grad_y as 4 warps.  Unit k: the producers wait for their copies of k, wait until
+ * every mma thread is done with unit k - 2 (x buffer k % 2), arrange, arrive on full[k % 3];
+ * then wait until they are done with unit k - 1 (stage (k + 2) % 3) and copy unit k + 2.
+ * The mma warps wait on full[k % 3], multiply, arrive on done[k % 3].  So the mma warps run
+ * from one unit into the next while the producers arrange, and a slow warp holds the others
+ * only a unit later.  setmaxnreg moves registers from the producers to the mma warps
+ * (gwm_ws_regs): the 168 per thread of the launch (384 threads) become 2 x mma + copy <=
+ * 504.  sm_90a only (setmaxnreg, mbarrier.try_wait); the plan declines elsewhere. */
+#define GWM_WS_THREADS (GWM_THREADS + 128)
+/* Registers per thread after setmaxnreg, mma warps and producers: 3xFP16's mma warps use
+ * up to 222 (they spilled at 216), TF32's up to 188; producers use up to 50 (3xFP16) and 47
+ * (TF32), and spilled at 40. */
+template <int KIND, bool MMA> __host__ __device__ constexpr int gwm_ws_regs()
+{
+    return KIND == GWM_3XFP16 ? (MMA ? 224 : 56) : (MMA ? 216 : 72);
+}
+/* the barrier kernels' shared memory, then full[GWU_STAGES] and done[GWU_STAGES] */
+#define GWM_WS_SMEM_BYTES(kind) (GWM_SMEM_BYTES(kind) + 2 * GWU_STAGES * 8)
+
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+__device__ __forceinline__ uint32_t gwm_smem_addr(const void *p) { return (uint32_t)__cvta_generic_to_shared(p); }
+__device__ __forceinline__ void gwm_bar_init(uint64_t *bar, unsigned count)
+{
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(gwm_smem_addr(bar)), "r"(count) : "memory");
+}
+/* arrive (release: this thread's earlier shared-memory reads and writes come first) */
+__device__ __forceinline__ void gwm_bar_arrive(uint64_t *bar)
+{
+    asm volatile("{\n.reg .b64 state;\nmbarrier.arrive.shared::cta.b64 state, [%0];\n}\n" ::"r"(gwm_smem_addr(bar))
+                 : "memory");
+}
+/* wait (acquire) until the phase of parity `parity` has completed */
+__device__ __forceinline__ void gwm_bar_wait(uint64_t *bar, unsigned parity)
+{
+    uint32_t ready;
+    do {
+        asm volatile("{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
+                     : "=r"(ready)
+                     : "r"(gwm_smem_addr(bar)), "r"(parity)
+                     : "memory");
+    } while (!ready);
+}
+
+template <int DW, int V, int KIND> __device__ __forceinline__ void grad_weight_ws_body(const gwu_params &p)
+{
+    constexpr int S = GWU_STAGES, FLUSH = gwm_flush_units<false>();
+    extern __shared__ __align__(16) float gwm_smem[];
+    uint64_t *full = (uint64_t *)(gwm_smem + GWM_SMEM_BYTES(KIND) / sizeof(float)), *done = full + S;
+    const gwu_tile tile = gwu_tile_of<GWU_CO>(p);
+    gwu_cursor cur;
+    const int nunits = gwu_slice(p, cur);
+    float *xa_buf = gwm_smem + S * GWM_STAGE_FLOATS;
+    int *xe_buf = (int *)(xa_buf + 2 * GWM_X_FLOATS); /* 3xFP16: the x rows' exponents */
+    if (threadIdx.x < S) {
+        gwm_bar_init(full + threadIdx.x, GWM_WS_THREADS - GWM_THREADS);
+        gwm_bar_init(done + threadIdx.x, GWM_THREADS);
+    }
+    __syncthreads();
+
+    if (threadIdx.x >= GWM_THREADS) { /* the producers */
+        asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(gwm_ws_regs<KIND, false>()));
+        constexpr int NT = GWM_WS_THREADS - GWM_THREADS;
+        const unsigned P = threadIdx.x - GWM_THREADS;
+        gwm_prologue<V, KIND, NT>(p, gwm_smem, cur, tile, nunits, P);
+        for (int k = 0; k < nunits; ++k) {
+            gwu_wait<S - 2>();
+            const float *st = gwm_smem + k % S * GWM_STAGE_FLOATS;
+            if (k >= 2) gwm_bar_wait(done + (k - 2) % S, (k - 2) / S % 2);
+            float *xa = xa_buf + k % 2 * GWM_X_FLOATS;
+#pragma unroll 1 /* one thread's x at a time: unrolled, the producers spilled */
+            for (int r = 0; r < GWM_THREADS / NT; ++r) {
+                if constexpr (KIND == GWM_3XFP16)
+                    gwm_arrange_fp16(st, (uint32_t *)xa, xe_buf + k % 2 * GWU_CI, P + r * NT);
+                else
+                    gwm_arrange<false>(st, xa, P + r * NT);
+            }
+            gwm_bar_arrive(full + k % S);
+            if (k + S - 1 < nunits) {
+                if (k >= 1) gwm_bar_wait(done + (k - 1) % S, (k - 1) / S % 2);
+                gwm_stage<V, KIND, NT>(p, gwm_smem + (k + S - 1) % S * GWM_STAGE_FLOATS, cur, tile, P);
+                gwu_advance(p, cur);
+            }
+            gwu_commit();
+        }
+        gwu_wait<0>();
+        return;
+    }
+
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(gwm_ws_regs<KIND, true>()));
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    gwm_sums outer, acc; /* acc: tf32 mode's (3xFP16 keeps a tap row's in gwm_unit_fp16) */
+    gwm_zero(outer);
+    gwm_zero(acc);
+    for (int k = 0; k < nunits; ++k) {
+        gwm_bar_wait(full + k % S, k / S % 2);
+        const float *st = gwm_smem + k % S * GWM_STAGE_FLOATS;
+        const float *xa = xa_buf + k % 2 * GWM_X_FLOATS;
+        if constexpr (KIND == GWM_3XFP16)
+            gwm_unit_fp16<DW>((const uint32_t *)xa, xe_buf + k % 2 * GWU_CI, st, warp % 2, warp / 2, lane, outer);
+        else
+            gwm_unit<DW, false, FLUSH>(xa, st, warp % 2, warp / 2, lane, acc, outer,
+                                       k % FLUSH == FLUSH - 1 || k == nunits - 1);
+        gwm_bar_arrive(done + k % S);
+    }
+    gwm_store(p, tile, outer, warp % 2, warp / 2, lane / 4, lane % 4);
+}
+#endif
+
+/* KIND: GWM_TF32 or GWM_3XFP16. */
+template <int DW, int V, int KIND>
+__global__ void __launch_bounds__(GWM_WS_THREADS, 1) grad_weight_mma_ws_kernel(const gwu_params p)
+{
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    grad_weight_ws_body<DW, V, KIND>(p);
+#else
+    __trap(); /* sm90a_available() keeps other builds from launching it */
+#endif
 }
 
 /* 3xTF32 needs more shared memory per CTA than sm_80 has (the plan declines there), and it
@@ -506,9 +664,12 @@ __global__ void __launch_bounds__(GWM_THREADS, 1) grad_weight_mma_kernel(const g
 /* 3xTF32 sits at 246-255 registers: its kernels copy at most 8 bytes at a time, and with
  * dilation_w 2 4 bytes, where wider copies spilled (every copy width is valid where a
  * wider one is). */
-template <int DW, int KIND> static gwu_kernel gwm_kernel_dw(int v)
+template <int DW, int KIND, bool WS> static gwu_kernel gwm_kernel_dw(int v)
 {
-    if constexpr (KIND == GWM_3XTF32 && DW == 2)
+    if constexpr (WS)
+        return v == 4 ? grad_weight_mma_ws_kernel<DW, 4, KIND>
+                      : v == 2 ? grad_weight_mma_ws_kernel<DW, 2, KIND> : grad_weight_mma_ws_kernel<DW, 1, KIND>;
+    else if constexpr (KIND == GWM_3XTF32 && DW == 2)
         return grad_weight_mma_kernel<DW, 1, KIND>;
     else if constexpr (KIND == GWM_3XTF32)
         return v >= 2 ? grad_weight_mma_kernel<DW, 2, KIND> : grad_weight_mma_kernel<DW, 1, KIND>;
@@ -518,54 +679,71 @@ template <int DW, int KIND> static gwu_kernel gwm_kernel_dw(int v)
 }
 
 /* The kernel for p with tensors x and grad_y (NULL: only the shape is known yet); one copy
- * width for both. */
-template <int KIND> static gwu_kernel gwm_kernel(const tconv_problem *p, const void *x, const void *grad_y)
+ * width for both.  WS: the warp-specialized kernel. */
+template <int KIND, bool WS> static gwu_kernel gwm_kernel(const tconv_problem *p, const void *x, const void *grad_y)
 {
     const int vx = gwu_width_x(p, x), vg = gwu_width_gy(p, grad_y), v = vx < vg ? vx : vg;
-    return p->dilation_w == 1 ? gwm_kernel_dw<1, KIND>(v) : gwm_kernel_dw<2, KIND>(v);
+    return p->dilation_w == 1 ? gwm_kernel_dw<1, KIND, WS>(v) : gwm_kernel_dw<2, KIND, WS>(v);
+}
+
+template <bool WS> static constexpr int gwm_threads() { return WS ? GWM_WS_THREADS : GWM_THREADS; }
+template <int KIND, bool WS> static constexpr int gwm_smem_bytes()
+{
+    return WS ? GWM_WS_SMEM_BYTES(KIND) : GWM_SMEM_BYTES(KIND);
 }
 
 /* Fills *q, or returns 0 when this variant cannot run the problem: float32 only, TF32 in
- * tf32 mode, 3xTF32 and 3xFP16 in fp32 mode (3xFP16 on 9.0 devices and newer). */
-template <int KIND> static int gwm_make_plan(const tconv_problem *p, const tconv_config *config, gwu_params *q)
+ * tf32 mode, 3xTF32 and 3xFP16 in fp32 mode (3xFP16 on 9.0 devices and newer; the
+ * warp-specialized kernels where this build holds sm_90a's). */
+template <int KIND, bool WS> static int gwm_make_plan(const tconv_problem *p, const tconv_config *config, gwu_params *q)
 {
     if (config->dtype != TCONV_FLOAT32 || (config->precision == TCONV_PRECISION_TF32) != (KIND == GWM_TF32)) return 0;
     int dev = 0, major = 0;
-    if (KIND == GWM_3XFP16 && (cudaGetDevice(&dev) != cudaSuccess ||
-                               cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess ||
-                               major < 9))
+    if (cudaGetDevice(&dev) != cudaSuccess || (WS && !sm90a_available(dev))) return 0;
+    if (KIND == GWM_3XFP16 &&
+        (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess || major < 9))
         return 0;
-    return gwu_make_plan(p, gwm_kernel<KIND>(p, NULL, NULL), GWM_THREADS, GWM_SMEM_BYTES(KIND), GWU_CO, q);
+    return gwu_make_plan(p, gwm_kernel<KIND, WS>(p, NULL, NULL), gwm_threads<WS>(), gwm_smem_bytes<KIND, WS>(),
+                         GWU_CO, q);
 }
 
-template <int KIND> static int gwm_can_implement(const tconv_problem *p, const tconv_config *config)
+template <int KIND, bool WS> static int gwm_can_implement(const tconv_problem *p, const tconv_config *config)
 {
     gwu_params q;
-    return gwm_make_plan<KIND>(p, config, &q);
+    return gwm_make_plan<KIND, WS>(p, config, &q);
 }
 
-template <int KIND> static size_t gwm_workspace_size(const tconv_problem *p, const tconv_config *config)
+template <int KIND, bool WS> static size_t gwm_workspace_size(const tconv_problem *p, const tconv_config *config)
 {
     gwu_params q;
-    return gwm_make_plan<KIND>(p, config, &q) ? gwu_workspace_bytes(&q) : 0;
+    return gwm_make_plan<KIND, WS>(p, config, &q) ? gwu_workspace_bytes(&q) : 0;
 }
 
-template <int KIND> static cudaError_t gwm_launch(const tconv_args *a)
+template <int KIND, bool WS> static cudaError_t gwm_launch(const tconv_args *a)
 {
     gwu_params q;
-    if (!gwm_make_plan<KIND>(a->p, a->config, &q)) return cudaErrorInvalidValue;
-    return gwu_launch(a, &q, gwm_kernel<KIND>(a->p, a->x, a->grad_y), GWM_THREADS, GWM_SMEM_BYTES(KIND));
+    if (!gwm_make_plan<KIND, WS>(a->p, a->config, &q)) return cudaErrorInvalidValue;
+    return gwu_launch(a, &q, gwm_kernel<KIND, WS>(a->p, a->x, a->grad_y), gwm_threads<WS>(),
+                      gwm_smem_bytes<KIND, WS>());
 }
 
+const tconv_variant tconv_variant_grad_weight_mma_ws_64x32 = {
+    "grad_weight_mma_ws_64x32", TCONV_PASS_GRAD_WEIGHT, gwm_can_implement<GWM_TF32, true>,
+    gwm_workspace_size<GWM_TF32, true>, gwm_launch<GWM_TF32, true>,
+};
 const tconv_variant tconv_variant_grad_weight_mma_64x32 = {
-    "grad_weight_mma_64x32", TCONV_PASS_GRAD_WEIGHT, gwm_can_implement<GWM_TF32>, gwm_workspace_size<GWM_TF32>,
-    gwm_launch<GWM_TF32>,
+    "grad_weight_mma_64x32", TCONV_PASS_GRAD_WEIGHT, gwm_can_implement<GWM_TF32, false>,
+    gwm_workspace_size<GWM_TF32, false>, gwm_launch<GWM_TF32, false>,
+};
+const tconv_variant tconv_variant_grad_weight_mma_3xfp16_ws_64x32 = {
+    "grad_weight_mma_3xfp16_ws_64x32", TCONV_PASS_GRAD_WEIGHT, gwm_can_implement<GWM_3XFP16, true>,
+    gwm_workspace_size<GWM_3XFP16, true>, gwm_launch<GWM_3XFP16, true>,
 };
 const tconv_variant tconv_variant_grad_weight_mma_3xfp16_64x32 = {
-    "grad_weight_mma_3xfp16_64x32", TCONV_PASS_GRAD_WEIGHT, gwm_can_implement<GWM_3XFP16>,
-    gwm_workspace_size<GWM_3XFP16>, gwm_launch<GWM_3XFP16>,
+    "grad_weight_mma_3xfp16_64x32", TCONV_PASS_GRAD_WEIGHT, gwm_can_implement<GWM_3XFP16, false>,
+    gwm_workspace_size<GWM_3XFP16, false>, gwm_launch<GWM_3XFP16, false>,
 };
 const tconv_variant tconv_variant_grad_weight_mma_3xtf32_64x32 = {
-    "grad_weight_mma_3xtf32_64x32", TCONV_PASS_GRAD_WEIGHT, gwm_can_implement<GWM_3XTF32>,
-    gwm_workspace_size<GWM_3XTF32>, gwm_launch<GWM_3XTF32>,
+    "grad_weight_mma_3xtf32_64x32", TCONV_PASS_GRAD_WEIGHT, gwm_can_implement<GWM_3XTF32, false>,
+    gwm_workspace_size<GWM_3XTF32, false>, gwm_launch<GWM_3XTF32, false>,
 };

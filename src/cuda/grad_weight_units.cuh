@@ -133,12 +133,13 @@ template <int N> __device__ __forceinline__ void gwu_wait() { asm volatile("cp.a
  * three dummy LDS before each LDGSTS that follows a branch).  Warp w of NW stages the rows
  * co = w + NW*i of each tap row: first the 64 columns of the unit's pixels (M copies per
  * row, a power of 2: whole warp instructions covering one row, two, or half of one), then
- * the 4 halo columns. */
+ * the 4 halo columns.  tid: the thread's index among the NT that stage. */
 template <int V, int NT, int CO>
-__device__ __forceinline__ void gwu_stage_gy(const gwu_params &p, float *gs, const gwu_cursor &c, const gwu_tile &t)
+__device__ __forceinline__ void gwu_stage_gy(const gwu_params &p, float *gs, const gwu_cursor &c, const gwu_tile &t,
+                                             unsigned tid)
 {
     constexpr int NW = NT / 32, M = GWU_PX / V, H = 4 / V, ROWS = CO / NW; /* rows per warp */
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const int warp = tid / 32, lane = tid % 32;
     const int c0 = c.seg * GWU_PX - p.padding_w; /* grad_y column of staged column 0 */
     const int64_t plane = (int64_t)p.h_out * p.w_out;
     const float *g_unit = p.grad_y + (c.n * p.c_out + (int64_t)t.grp * p.cog + t.co0 + warp) * plane + c0;
