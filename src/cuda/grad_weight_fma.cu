@@ -103,7 +103,7 @@ __global__ void __launch_bounds__(GWF_THREADS, 2) grad_weight_fma_kernel(const g
     const gwu_tile tile = gwu_tile_of<GWF_CO>(p);
     const gwf_x_lane xl = gwf_x_lane_of<VX>(p, tile);
     gwu_cursor cur;
-    const int nunits = gwu_slice(p, cur);
+    const int nunits = gwu_slice<0>(p, cur);
 
     /* acc[i][kh][kw]: ci 32*wm + li + 8*i, co 4*wc + lc, tap (kh, kw); its outer sum is
      * outer[sum index * GWF_THREADS]; each(f) calls f(acc, outer) for every sum */
@@ -121,7 +121,7 @@ __global__ void __launch_bounds__(GWF_THREADS, 2) grad_weight_fma_kernel(const g
 
     if (nunits > 0) {
         gwf_stage<VX, VG>(p, gwf_smem, cur, tile, xl);
-        gwu_advance(p, cur);
+        gwu_advance<0>(p, cur);
     }
     gwu_commit();
     for (int k = 0; k < nunits; ++k) {
@@ -131,7 +131,7 @@ __global__ void __launch_bounds__(GWF_THREADS, 2) grad_weight_fma_kernel(const g
         __syncthreads();
         if (k + 1 < nunits) {
             gwf_stage<VX, VG>(p, gwf_smem + (k + 1) % GWF_STAGES * GWF_STAGE_FLOATS, cur, tile, xl);
-            gwu_advance(p, cur);
+            gwu_advance<0>(p, cur);
         }
         gwu_commit();
 

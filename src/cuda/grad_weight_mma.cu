@@ -119,16 +119,17 @@ __device__ __forceinline__ void gwm_zero(gwm_sums &s)
             for (int r = 0; r < 4; ++r) s[m][tap][r] = 0.f;
 }
 
-/* The copies of the pipeline's first GWU_STAGES - 1 units, from NT threads (gwm_stage).
- * Every step commits one (maybe empty) group, so that wait<STAGES - 2> means "unit k landed". */
-template <int V, int KIND, int NT>
+/* The copies of the pipeline's first GWU_STAGES - 1 units, from NT threads (gwm_stage), in
+ * the order of gwu_advance<BAND>.  Every step commits one (maybe empty) group, so that
+ * wait<STAGES - 2> means "unit k landed". */
+template <int V, int KIND, int NT, int BAND>
 __device__ __forceinline__ void gwm_prologue(const gwu_params &p, float *smem, gwu_cursor &cur, const gwu_tile &tile,
                                              int nunits, unsigned tid)
 {
     for (int k = 0; k < GWU_STAGES - 1; ++k) {
         if (k < nunits) {
             gwm_stage<V, KIND, NT>(p, smem + k * GWM_STAGE_FLOATS, cur, tile, tid);
-            gwu_advance(p, cur);
+            gwu_advance<BAND>(p, cur);
         }
         gwu_commit();
     }
@@ -298,13 +299,13 @@ template <int DW, int V, bool SPLIT> __device__ __forceinline__ void grad_weight
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const gwu_tile tile = gwu_tile_of<GWU_CO>(p);
     gwu_cursor cur;
-    const int nunits = gwu_slice(p, cur);
+    const int nunits = gwu_slice<0>(p, cur);
 
     gwm_sums outer;
     gwm_sums acc;
     gwm_zero(outer);
     if (FLUSH > 1) gwm_zero(acc);
-    gwm_prologue<V, KIND, GWM_THREADS>(p, gwm_smem, cur, tile, nunits, threadIdx.x);
+    gwm_prologue<V, KIND, GWM_THREADS, 0>(p, gwm_smem, cur, tile, nunits, threadIdx.x);
     float *xa_buf = gwm_smem + GWU_STAGES * GWM_STAGE_FLOATS;
     for (int k = 0; k < nunits; ++k) {
         gwu_wait<GWU_STAGES - 2>();
@@ -318,7 +319,7 @@ template <int DW, int V, bool SPLIT> __device__ __forceinline__ void grad_weight
         if (k + GWU_STAGES - 1 < nunits) {
             gwm_stage<V, KIND, GWM_THREADS>(p, gwm_smem + (k + GWU_STAGES - 1) % GWU_STAGES * GWM_STAGE_FLOATS, cur,
                                             tile, threadIdx.x);
-            gwu_advance(p, cur);
+            gwu_advance<0>(p, cur);
         }
         gwu_commit();
         gwm_unit<DW, SPLIT, FLUSH>(xa, st, warp % 2, warp / 2, lane, acc, outer,
@@ -493,11 +494,11 @@ template <int DW, int V> __device__ __forceinline__ void grad_weight_fp16_body(c
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const gwu_tile tile = gwu_tile_of<GWU_CO>(p);
     gwu_cursor cur;
-    const int nunits = gwu_slice(p, cur);
+    const int nunits = gwu_slice<0>(p, cur);
 
     gwm_sums outer;
     gwm_zero(outer);
-    gwm_prologue<V, GWM_3XFP16, GWM_THREADS>(p, gwm_smem, cur, tile, nunits, threadIdx.x);
+    gwm_prologue<V, GWM_3XFP16, GWM_THREADS, 0>(p, gwm_smem, cur, tile, nunits, threadIdx.x);
     uint32_t *xa_buf = (uint32_t *)(gwm_smem + GWU_STAGES * GWM_STAGE_FLOATS);
     int *xe_buf = (int *)(xa_buf + 2 * GWM_X_FLOATS);
     for (int k = 0; k < nunits; ++k) {
@@ -511,7 +512,7 @@ template <int DW, int V> __device__ __forceinline__ void grad_weight_fp16_body(c
         if (k + GWU_STAGES - 1 < nunits) {
             gwm_stage<V, GWM_3XFP16, GWM_THREADS>(p, gwm_smem + (k + GWU_STAGES - 1) % GWU_STAGES * GWM_STAGE_FLOATS,
                                                   cur, tile, threadIdx.x);
-            gwu_advance(p, cur);
+            gwu_advance<0>(p, cur);
         }
         gwu_commit();
         gwm_unit_fp16<DW>(xa, xe, st, warp % 2, warp / 2, lane, outer);
@@ -571,11 +572,14 @@ __device__ __forceinline__ void gwm_bar_wait(uint64_t *bar, unsigned parity)
 template <int DW, int V, int KIND> __device__ __forceinline__ void grad_weight_ws_body(const gwu_params &p)
 {
     constexpr int S = GWU_STAGES, FLUSH = gwm_flush_units<false>();
+    /* units in bands of 4 segments for TF32 (H100, seed: 3.51-3.54 against 3.66-3.67 ms in
+     * row order); 3xFP16 gained nothing (5.76-5.80 against 5.75-5.79) */
+    constexpr int BAND = KIND == GWM_TF32 ? 4 : 0;
     extern __shared__ __align__(16) float gwm_smem[];
     uint64_t *full = (uint64_t *)(gwm_smem + GWM_SMEM_BYTES(KIND) / sizeof(float)), *done = full + S;
     const gwu_tile tile = gwu_tile_of<GWU_CO>(p);
     gwu_cursor cur;
-    const int nunits = gwu_slice(p, cur);
+    const int nunits = gwu_slice<BAND>(p, cur);
     float *xa_buf = gwm_smem + S * GWM_STAGE_FLOATS;
     int *xe_buf = (int *)(xa_buf + 2 * GWM_X_FLOATS); /* 3xFP16: the x rows' exponents */
     if (threadIdx.x < S) {
@@ -588,7 +592,7 @@ template <int DW, int V, int KIND> __device__ __forceinline__ void grad_weight_w
         asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(gwm_ws_regs<KIND, false>()));
         constexpr int NT = GWM_WS_THREADS - GWM_THREADS;
         const unsigned P = threadIdx.x - GWM_THREADS;
-        gwm_prologue<V, KIND, NT>(p, gwm_smem, cur, tile, nunits, P);
+        gwm_prologue<V, KIND, NT, BAND>(p, gwm_smem, cur, tile, nunits, P);
         for (int k = 0; k < nunits; ++k) {
             gwu_wait<S - 2>();
             const float *st = gwm_smem + k % S * GWM_STAGE_FLOATS;
@@ -605,7 +609,7 @@ template <int DW, int V, int KIND> __device__ __forceinline__ void grad_weight_w
             if (k + S - 1 < nunits) {
                 if (k >= 1) gwm_bar_wait(done + (k - 1) % S, (k - 1) / S % 2);
                 gwm_stage<V, KIND, NT>(p, gwm_smem + (k + S - 1) % S * GWM_STAGE_FLOATS, cur, tile, P);
-                gwu_advance(p, cur);
+                gwu_advance<BAND>(p, cur);
             }
             gwu_commit();
         }

@@ -65,13 +65,29 @@ typedef struct gwu_cursor {
     int ih, seg;
 } gwu_cursor;
 
-__device__ __forceinline__ void gwu_advance(const gwu_params &p, gwu_cursor &c)
+/* The order of the units, image by image: BAND = 0, row by row (segments fastest); else in
+ * bands of BAND segments (the last band of a row maybe narrower), each band row by row:
+ * the three tap rows' reads of a grad_y row are then BAND units apart instead of a row's
+ * segments (16 for the seed), and come from L2 rather than DRAM. */
+template <int BAND> __device__ __forceinline__ void gwu_advance(const gwu_params &p, gwu_cursor &c)
 {
-    if (++c.seg == p.nseg) {
-        c.seg = 0;
-        if (++c.ih == p.h_in) {
-            c.ih = 0;
-            ++c.n;
+    if constexpr (BAND == 0) {
+        if (++c.seg == p.nseg) {
+            c.seg = 0;
+            if (++c.ih == p.h_in) {
+                c.ih = 0;
+                ++c.n;
+            }
+        }
+    } else {
+        const int b0 = c.seg / BAND * BAND, b1 = min(b0 + BAND, p.nseg); /* the band */
+        if (++c.seg == b1) {
+            c.seg = b0;
+            if (++c.ih == p.h_in) {
+                c.ih = 0;
+                c.seg = b1 == p.nseg ? 0 : b1;
+                if (b1 == p.nseg) ++c.n;
+            }
         }
     }
 }
@@ -97,14 +113,26 @@ template <int CO> __device__ __forceinline__ gwu_tile gwu_tile_of(const gwu_para
     return r;
 }
 
-/* The CTA's slice: its first unit in *c, the number of its units returned. */
-__device__ __forceinline__ int gwu_slice(const gwu_params &p, gwu_cursor &c)
+/* The CTA's slice: its first unit in *c, the number of its units returned (in the order of
+ * gwu_advance<BAND>). */
+template <int BAND> __device__ __forceinline__ int gwu_slice(const gwu_params &p, gwu_cursor &c)
 {
     const int64_t u0 = blockIdx.y * p.units / p.slices, u1 = (blockIdx.y + 1) * p.units / p.slices;
-    const int64_t row = u0 / p.nseg;
-    c.seg = (int)(u0 - row * p.nseg);
-    c.n = row / p.h_in;
-    c.ih = (int)(row - c.n * p.h_in);
+    if constexpr (BAND == 0) {
+        const int64_t row = u0 / p.nseg;
+        c.seg = (int)(u0 - row * p.nseg);
+        c.n = row / p.h_in;
+        c.ih = (int)(row - c.n * p.h_in);
+    } else {
+        const int64_t image = (int64_t)p.h_in * p.nseg; /* units per image */
+        c.n = u0 / image;
+        const int64_t r = u0 - c.n * image; /* within the image */
+        const int band = (int)min(r / ((int64_t)p.h_in * BAND), (int64_t)(p.nseg - 1) / BAND);
+        const int64_t rb = r - (int64_t)band * p.h_in * BAND; /* within the band */
+        const int width = min(BAND, p.nseg - band * BAND);
+        c.ih = (int)(rb / width);
+        c.seg = band * BAND + (int)(rb - (int64_t)c.ih * width);
+    }
     return (int)(u1 - u0); /* the plan keeps it in int */
 }
 
