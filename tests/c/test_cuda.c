@@ -444,6 +444,9 @@ static const tconv_problem awkward[] = {
     {24, 8, 24, 70, 24, 3, 3, 1, 1, 1, 1, 0, 0, 1, 1, 1, 0, 0},
     /* a long grad_weight sum (30720 terms) */
     {4, 2, 96, 80, 3, 3, 3, 1, 1, 1, 1, 0, 0, 1, 1, 1, 0, 0},
+    /* rows of 9 units of 64 pixels: grad-weight units in bands of 4, 4 and 1 segments; on
+     * 132 SMs 264 slices of 3-4 units, with every boundary between bands inside a slice */
+    {3, 24, 31, 540, 32, 3, 3, 1, 1, 1, 1, 0, 0, 1, 1, 1, 0, 0},
 };
 enum { AWKWARD = sizeof(awkward) / sizeof(awkward[0]), AWKWARD_SMALL = 6, RANDOM = 16 };
 
