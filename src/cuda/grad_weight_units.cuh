@@ -8,8 +8,9 @@
  * (stride 1 on both axes; zero where the grad_y index is outside).  GEMM view: M = Cig,
  * N = Cog*kH*kW, K = N*H_in*W_in, split along K for determinism:
  *
- * Work: K is cut into units of one input row (n, ih) x GWU_PX = 64 pixels; slice s of the
- * grid's y axis owns units [s*U/S, (s+1)*U/S).  A CTA owns one slice and one output tile:
+ * Work: K is cut into units of one input row (n, ih) x GWU_PX = 64 pixels, numbered in the
+ * order of gwu_advance (row by row, or band by band); slice s of the grid's y axis owns
+ * units [s*U/S, (s+1)*U/S).  A CTA owns one slice and one output tile:
  * 64 ci x CO co (32 for the MMA variants, 16 for the FMA one) x 3 tap rows (kh0 .. kh0 + 2)
  * x 3 tap columns.  A cp.async pipeline (3 stages MMA, 2 FMA) stages per unit the tile's x
  * (64 ci rows x 64 pixels, laid out as the multiply wants them) and
@@ -19,8 +20,8 @@
  * read of one staged row.
  *
  * Accuracy and determinism: a unit's products are summed in short inner sums (registers or
- * tensor-core accumulators) that are added into outer float sums every unit (MMA) or 8
- * units (FMA); each slice's outer sums go to the workspace with plain stores, and
+ * tensor-core accumulators) that are added into outer float sums every unit (MMA in fp32
+ * mode), 4 units (MMA in tf32 mode) or 8 units (FMA); each slice's outer sums go to the workspace with plain stores, and
  * grad_weight_slices.cuh adds the slices in a fixed order in double.  No atomics: bitwise
  * deterministic.
  */
