@@ -731,23 +731,12 @@ template <int KIND, bool WS> static cudaError_t gwm_launch(const tconv_args *a)
                       gwm_smem_bytes<KIND, WS>());
 }
 
-const tconv_variant tconv_variant_grad_weight_mma_ws_64x32 = {
-    "grad_weight_mma_ws_64x32", TCONV_PASS_GRAD_WEIGHT, gwm_can_implement<GWM_TF32, true>,
-    gwm_workspace_size<GWM_TF32, true>, gwm_launch<GWM_TF32, true>,
-};
-const tconv_variant tconv_variant_grad_weight_mma_64x32 = {
-    "grad_weight_mma_64x32", TCONV_PASS_GRAD_WEIGHT, gwm_can_implement<GWM_TF32, false>,
-    gwm_workspace_size<GWM_TF32, false>, gwm_launch<GWM_TF32, false>,
-};
-const tconv_variant tconv_variant_grad_weight_mma_3xfp16_ws_64x32 = {
-    "grad_weight_mma_3xfp16_ws_64x32", TCONV_PASS_GRAD_WEIGHT, gwm_can_implement<GWM_3XFP16, true>,
-    gwm_workspace_size<GWM_3XFP16, true>, gwm_launch<GWM_3XFP16, true>,
-};
-const tconv_variant tconv_variant_grad_weight_mma_3xfp16_64x32 = {
-    "grad_weight_mma_3xfp16_64x32", TCONV_PASS_GRAD_WEIGHT, gwm_can_implement<GWM_3XFP16, false>,
-    gwm_workspace_size<GWM_3XFP16, false>, gwm_launch<GWM_3XFP16, false>,
-};
-const tconv_variant tconv_variant_grad_weight_mma_3xtf32_64x32 = {
-    "grad_weight_mma_3xtf32_64x32", TCONV_PASS_GRAD_WEIGHT, gwm_can_implement<GWM_3XTF32, false>,
-    gwm_workspace_size<GWM_3XTF32, false>, gwm_launch<GWM_3XTF32, false>,
-};
+/* The variant NAME: KIND's kernels, warp-specialized where WS. */
+#define GWM_VARIANT(NAME, KIND, WS)                                                                              \
+    const tconv_variant tconv_variant_##NAME = {#NAME, TCONV_PASS_GRAD_WEIGHT, gwm_can_implement<KIND, WS>,      \
+                                                gwm_workspace_size<KIND, WS>, gwm_launch<KIND, WS>}
+GWM_VARIANT(grad_weight_mma_ws_64x32, GWM_TF32, true);
+GWM_VARIANT(grad_weight_mma_64x32, GWM_TF32, false);
+GWM_VARIANT(grad_weight_mma_3xfp16_ws_64x32, GWM_3XFP16, true);
+GWM_VARIANT(grad_weight_mma_3xfp16_64x32, GWM_3XFP16, false);
+GWM_VARIANT(grad_weight_mma_3xtf32_64x32, GWM_3XTF32, false);
