@@ -60,7 +60,8 @@ enum { GWM_TF32 = 0, GWM_3XTF32 = 1, GWM_3XFP16 = 2 };
  * g = T % 32 / 4, t = T % 4: rows 16*M + g and 16*M + g + 8, pixels 32*u + 8*t .. + 7 of the
  * unit, exactly the values of lane (g, t)'s four A fragments of tile M in step u (see
  * gwm_arrange).  For 3xFP16, T = 64*M + 8*g + 4*u + t instead: the 8 threads that hold rows
- * g and g + 8 of a unit are 8 consecutive lanes (gwm_arrange_fp16 scales each row).  Raw slot (h, q) (row + 8*h, pixels + 4*q) of thread T is the 16 bytes at
+ * g and g + 8 of a unit are 8 consecutive lanes (gwm_arrange_fp16 scales each row).  Raw
+ * slot (h, q) (row + 8*h, pixels + 4*q) of thread T is the 16 bytes at
  * raw[(2*h + q)*1024 + 4*T]: a warp's accesses to one slot are 512 contiguous bytes. */
 struct gwm_xpart {
     int row, px; /* ci row 16*M + g within the tile, pixel 32*u + 8*t within the unit */
@@ -353,9 +354,10 @@ __device__ __forceinline__ float gwm_lanes_max(float m, int lanes)
     return m;
 }
 
-/* Thread T's raw x of a landed unit (this thread's own copies), scaled per row and split into FP16
- * hi and lo pieces in A-fragment order of m16n8k16: hi at xa[((M*2 + u)*2 + j)*128 + lane*4
- * + r] (32-bit words, a half pair each), lo GWM_X_FLOATS / 2 words on; register r of lane
+/* Thread T's raw x of a landed unit (this thread's own copies), scaled per row and split
+ * into FP16 hi and lo pieces in A-fragment order of m16n8k16: hi at
+ * xa[((M*2 + u)*2 + j)*128 + lane*4 + r] (32-bit words, a half pair each), lo
+ * GWM_X_FLOATS / 2 words on; register r of lane
  * (g, t) in k16-step j: (row g, pixels 4j, 4j+1), (g+8, 4j, 4j+1), (g, 4j+2, 4j+3),
  * (g+8, 4j+2, 4j+3), pixels counted from 32*u + 8*t.  The rows' exponents go to xe[row]. */
 __device__ __forceinline__ void gwm_arrange_fp16(const float *raw, uint32_t *xa, int *xe, int T)

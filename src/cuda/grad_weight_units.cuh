@@ -21,9 +21,9 @@
  *
  * Accuracy and determinism: a unit's products are summed in short inner sums (registers or
  * tensor-core accumulators) that are added into outer float sums every unit (MMA in fp32
- * mode), 4 units (MMA in tf32 mode) or 8 units (FMA); each slice's outer sums go to the workspace with plain stores, and
- * grad_weight_slices.cuh adds the slices in a fixed order in double.  No atomics: bitwise
- * deterministic.
+ * mode), 4 units (MMA in tf32 mode) or 8 units (FMA); each slice's outer sums go to the
+ * workspace with plain stores, and grad_weight_slices.cuh adds the slices in a fixed order
+ * in double.  No atomics: bitwise deterministic.
  */
 #ifndef TCONV_CUDA_GRAD_WEIGHT_UNITS_CUH
 #define TCONV_CUDA_GRAD_WEIGHT_UNITS_CUH
@@ -93,9 +93,9 @@ template <int BAND> __device__ __forceinline__ void gwu_advance(const gwu_params
     }
 }
 
-/* The CTA's output tile (CO output channels).  Grid: x = tile (group, ci tile, co tile, kh group), fastest the
- * kh group and co tile, so the CTAs that read the same x rows run side by side (L2 hits);
- * y = slice. */
+/* The CTA's output tile (CO output channels).  Grid: x = tile (group, ci tile, co tile,
+ * kh group), fastest the kh group and co tile, so the CTAs that read the same x rows run
+ * side by side (L2 hits); y = slice. */
 struct gwu_tile {
     int grp, ci0, co0, kh0;
 };
