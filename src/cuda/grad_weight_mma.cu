@@ -292,44 +292,6 @@ __device__ __forceinline__ void gwm_unit(const float *xa, const float *st, int w
  * GWM_TF32_FLUSH. */
 template <bool SPLIT> __host__ __device__ constexpr int gwm_flush_units() { return SPLIT ? 1 : GWM_TF32_FLUSH; }
 
-/* V: the cp.async width in floats. */
-template <int DW, int V, bool SPLIT> __device__ __forceinline__ void grad_weight_mma_body(const gwu_params &p)
-{
-    constexpr int KIND = SPLIT ? GWM_3XTF32 : GWM_TF32, FLUSH = gwm_flush_units<SPLIT>();
-    extern __shared__ __align__(16) float gwm_smem[];
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-    const gwu_tile tile = gwu_tile_of<GWU_CO>(p);
-    gwu_cursor cur;
-    const int nunits = gwu_slice<0>(p, cur);
-
-    gwm_sums outer;
-    gwm_sums acc;
-    gwm_zero(outer);
-    if (FLUSH > 1) gwm_zero(acc);
-    gwm_prologue<V, KIND, GWM_THREADS, 0>(p, gwm_smem, cur, tile, nunits, threadIdx.x);
-    float *xa_buf = gwm_smem + GWU_STAGES * GWM_STAGE_FLOATS;
-    for (int k = 0; k < nunits; ++k) {
-        gwu_wait<GWU_STAGES - 2>();
-        const float *st = gwm_smem + k % GWU_STAGES * GWM_STAGE_FLOATS;
-        /* x buffer k % 2 was last read for unit k - 2, before the previous barrier */
-        float *xa = xa_buf + k % 2 * (SPLIT + 1) * GWM_X_FLOATS;
-        gwm_arrange<SPLIT>(st, xa, threadIdx.x);
-        /* unit k is visible to all; every warp is done with unit k - 1, whose stage the
-         * copies of unit k + STAGES - 1 reuse */
-        __syncthreads();
-        if (k + GWU_STAGES - 1 < nunits) {
-            gwm_stage<V, KIND, GWM_THREADS>(p, gwm_smem + (k + GWU_STAGES - 1) % GWU_STAGES * GWM_STAGE_FLOATS, cur,
-                                            tile, threadIdx.x);
-            gwu_advance<0>(p, cur);
-        }
-        gwu_commit();
-        gwm_unit<DW, SPLIT, FLUSH>(xa, st, warp % 2, warp / 2, lane, acc, outer,
-                                   k % FLUSH == FLUSH - 1 || k == nunits - 1);
-    }
-    gwu_wait<0>();
-    gwm_store(p, tile, outer, warp % 2, warp / 2, lane / 4, lane % 4);
-}
-
 /* ---- 3xFP16 (grad_weight_mma_3xfp16_64x32) ----
  * Both operands split into FP16 pieces (common.cuh, fp16_split, lo unscaled), three
  * m16n8k16 per product (hi x * hi gy, hi x * lo gy, lo x * hi gy) into one accumulator that
@@ -489,9 +451,31 @@ __device__ __forceinline__ void gwm_unit_fp16(const uint32_t *xa, const int *xe,
     }
 }
 
-/* DW: dilation_w (1 or 2); V: the cp.async width in floats. */
-template <int DW, int V> __device__ __forceinline__ void grad_weight_fp16_body(const gwu_params &p)
+/* What differs between the kinds of multiply, for the kernels below: thread T's x of a
+ * landed unit in stage st arranged into x buffer xa (for 3xFP16 with its rows' exponents
+ * at xe; gwm_arrange, gwm_arrange_fp16), and the unit's mma for warp `warp`, lane `lane`
+ * (gwm_unit with FLUSH units per flush, gwm_unit_fp16). */
+template <int KIND> __device__ __forceinline__ void gwm_arrange_kind(const float *st, float *xa, int *xe, int T)
 {
+    if constexpr (KIND == GWM_3XFP16)
+        gwm_arrange_fp16(st, (uint32_t *)xa, xe, T);
+    else
+        gwm_arrange<KIND == GWM_3XTF32>(st, xa, T);
+}
+template <int DW, int KIND, int FLUSH>
+__device__ __forceinline__ void gwm_unit_kind(const float *xa, const int *xe, const float *st, int warp, int lane,
+                                              gwm_sums &acc, gwm_sums &outer, bool flush)
+{
+    if constexpr (KIND == GWM_3XFP16)
+        gwm_unit_fp16<DW>((const uint32_t *)xa, xe, st, warp % 2, warp / 2, lane, outer);
+    else
+        gwm_unit<DW, KIND == GWM_3XTF32, FLUSH>(xa, st, warp % 2, warp / 2, lane, acc, outer, flush);
+}
+
+/* The kernels with one barrier per unit.  V: the cp.async width in floats. */
+template <int DW, int V, int KIND> __device__ __forceinline__ void grad_weight_barrier_body(const gwu_params &p)
+{
+    constexpr int FLUSH = gwm_flush_units<KIND != GWM_TF32>();
     extern __shared__ __align__(16) float gwm_smem[];
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const gwu_tile tile = gwu_tile_of<GWU_CO>(p);
@@ -499,25 +483,30 @@ template <int DW, int V> __device__ __forceinline__ void grad_weight_fp16_body(c
     const int nunits = gwu_slice<0>(p, cur);
 
     gwm_sums outer;
+    gwm_sums acc; /* mma.sync TF32's and 3xTF32's (3xFP16 keeps a tap row's in gwm_unit_fp16) */
     gwm_zero(outer);
-    gwm_prologue<V, GWM_3XFP16, GWM_THREADS, 0>(p, gwm_smem, cur, tile, nunits, threadIdx.x);
-    uint32_t *xa_buf = (uint32_t *)(gwm_smem + GWU_STAGES * GWM_STAGE_FLOATS);
-    int *xe_buf = (int *)(xa_buf + 2 * GWM_X_FLOATS);
+    if (FLUSH > 1) gwm_zero(acc);
+    gwm_prologue<V, KIND, GWM_THREADS, 0>(p, gwm_smem, cur, tile, nunits, threadIdx.x);
+    float *xa_buf = gwm_smem + GWU_STAGES * GWM_STAGE_FLOATS;
+    int *xe_buf = (int *)(xa_buf + 2 * GWM_X_FLOATS); /* 3xFP16: the x rows' exponents */
     for (int k = 0; k < nunits; ++k) {
         gwu_wait<GWU_STAGES - 2>();
         const float *st = gwm_smem + k % GWU_STAGES * GWM_STAGE_FLOATS;
-        /* x buffer k % 2 (and its exponents) were last read for unit k - 2 */
-        uint32_t *xa = xa_buf + k % 2 * GWM_X_FLOATS;
+        /* x buffer k % 2 (and its exponents) was last read for unit k - 2, before the
+         * previous barrier */
+        float *xa = xa_buf + k % 2 * (KIND == GWM_3XTF32 ? 2 : 1) * GWM_X_FLOATS;
         int *xe = xe_buf + k % 2 * GWU_CI;
-        gwm_arrange_fp16(st, xa, xe, threadIdx.x);
+        gwm_arrange_kind<KIND>(st, xa, xe, threadIdx.x);
+        /* unit k is visible to all; every warp is done with unit k - 1, whose stage the
+         * copies of unit k + STAGES - 1 reuse */
         __syncthreads();
         if (k + GWU_STAGES - 1 < nunits) {
-            gwm_stage<V, GWM_3XFP16, GWM_THREADS>(p, gwm_smem + (k + GWU_STAGES - 1) % GWU_STAGES * GWM_STAGE_FLOATS,
-                                                  cur, tile, threadIdx.x);
+            gwm_stage<V, KIND, GWM_THREADS>(p, gwm_smem + (k + GWU_STAGES - 1) % GWU_STAGES * GWM_STAGE_FLOATS, cur,
+                                            tile, threadIdx.x);
             gwu_advance<0>(p, cur);
         }
         gwu_commit();
-        gwm_unit_fp16<DW>(xa, xe, st, warp % 2, warp / 2, lane, outer);
+        gwm_unit_kind<DW, KIND, FLUSH>(xa, xe, st, warp, lane, acc, outer, k % FLUSH == FLUSH - 1 || k == nunits - 1);
     }
     gwu_wait<0>();
     gwm_store(p, tile, outer, warp % 2, warp / 2, lane / 4, lane % 4);
@@ -601,12 +590,8 @@ template <int DW, int V, int KIND> __device__ __forceinline__ void grad_weight_w
             if (k >= 2) gwm_bar_wait(done + (k - 2) % S, (k - 2) / S % 2);
             float *xa = xa_buf + k % 2 * GWM_X_FLOATS;
 #pragma unroll 1 /* one thread's x at a time: unrolled, the producers spilled */
-            for (int r = 0; r < GWM_THREADS / NT; ++r) {
-                if constexpr (KIND == GWM_3XFP16)
-                    gwm_arrange_fp16(st, (uint32_t *)xa, xe_buf + k % 2 * GWU_CI, P + r * NT);
-                else
-                    gwm_arrange<false>(st, xa, P + r * NT);
-            }
+            for (int r = 0; r < GWM_THREADS / NT; ++r)
+                gwm_arrange_kind<KIND>(st, xa, xe_buf + k % 2 * GWU_CI, P + r * NT);
             gwm_bar_arrive(full + k % S);
             if (k + S - 1 < nunits) {
                 if (k >= 1) gwm_bar_wait(done + (k - 1) % S, (k - 1) / S % 2);
@@ -628,10 +613,7 @@ template <int DW, int V, int KIND> __device__ __forceinline__ void grad_weight_w
         gwm_bar_wait(full + k % S, k / S % 2);
         const float *st = gwm_smem + k % S * GWM_STAGE_FLOATS;
         const float *xa = xa_buf + k % 2 * GWM_X_FLOATS;
-        if constexpr (KIND == GWM_3XFP16)
-            gwm_unit_fp16<DW>((const uint32_t *)xa, xe_buf + k % 2 * GWU_CI, st, warp % 2, warp / 2, lane, outer);
-        else
-            gwm_unit<DW, false, FLUSH>(xa, st, warp % 2, warp / 2, lane, acc, outer,
+        gwm_unit_kind<DW, KIND, FLUSH>(xa, xe_buf + k % 2 * GWU_CI, st, warp, lane, acc, outer,
                                        k % FLUSH == FLUSH - 1 || k == nunits - 1);
         gwm_bar_arrive(done + k % S);
     }
@@ -659,10 +641,7 @@ __global__ void __launch_bounds__(GWM_THREADS, 1) grad_weight_mma_kernel(const g
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 900
     if constexpr (KIND != GWM_TF32) return;
 #endif
-    if constexpr (KIND == GWM_3XFP16)
-        grad_weight_fp16_body<DW, V>(p);
-    else
-        grad_weight_mma_body<DW, V, KIND == GWM_3XTF32>(p);
+    grad_weight_barrier_body<DW, V, KIND>(p);
 }
 
 /* ---- host side ---- */
