@@ -685,7 +685,7 @@ template <int KIND, bool WS> static int gwm_make_plan(const tconv_problem *p, co
     if (config->dtype != TCONV_FLOAT32 || (config->precision == TCONV_PRECISION_TF32) != (KIND == GWM_TF32)) return 0;
     int dev = 0, major = 0;
     if (cudaGetDevice(&dev) != cudaSuccess || (WS && !sm90a_available(dev))) return 0;
-    if (KIND == GWM_3XFP16 &&
+    if (KIND == GWM_3XFP16 && !WS && /* (a 9.0 device where WS: sm90a_available) */
         (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess || major < 9))
         return 0;
     return gwu_make_plan(p, gwm_kernel<KIND, WS>(p, NULL, NULL), gwm_threads<WS>(), gwm_smem_bytes<KIND, WS>(),
