@@ -107,6 +107,8 @@ typedef struct direct_params {
     int table;          /* elements of the shared-memory stages, where the tile table starts */
     int tf32;           /* round both operands to nearest TF32 */
     const unsigned *wmax; /* 3xFP16: the weights' largest magnitude, float bits (workspace) */
+    int last_pitch;     /* tf32 warpgroup tile: source pitch of the last column strip, 0 when
+                         * it is DIRECT_WGMMA_PITCH (its tap tables follow the others') */
 } direct_params;
 
 /* Tap k of axis a in phase r: returns 0 when it does not land, else its residue and q. */
@@ -172,17 +174,19 @@ __host__ __device__ inline int64_t direct_weights_offset(const direct_params &P,
 }
 
 /* Row pitch of a source tile of `cols` columns: odd, so that the 32 lanes of a warp (8 rows x
- * 4 column groups of 8) hit 32 banks; the warpgroup tile's rows are always 64 pixels (its
- * tile width is chosen to fill them, see direct_shape_make). */
-__host__ __device__ inline int direct_pitch(int cols, int mma) { return direct_is_wgmma(mma) ? DIRECT_WGMMA_PITCH : cols | 1; }
+ * 4 column groups of 8) hit 32 banks; the warpgroup tile's rows are `wpitch` pixels, 64 (its
+ * tile width is chosen to fill them) or fewer in the last column strip (see
+ * direct_shape_make). */
+__host__ __device__ inline int direct_pitch(int cols, int mma, int wpitch) { return direct_is_wgmma(mma) ? wpitch : cols | 1; }
 
 /* Elements of one reduction channel's source tile.  For mma.sync tiles the channel stride
  * is 8 mod 32 banks: the 4 channels of an mma fragment's k then sit in 4 disjoint bank
  * octets.  Warpgroup tiles interleave channels by quads instead (direct_wgmma.cuh). */
-__host__ __device__ inline int direct_chan_elems(const direct_axis_plan *h, const direct_axis_plan *w, int th, int mma)
+__host__ __device__ inline int direct_chan_elems(const direct_axis_plan *h, const direct_axis_plan *w, int th, int mma,
+                                                 int wpitch)
 {
     const int planes = direct_popc(h->res) * direct_popc(w->res);
-    const int chan = planes * direct_span(h, th) * direct_pitch(direct_span(w, DIRECT_TW), mma);
+    const int chan = planes * direct_span(h, th) * direct_pitch(direct_span(w, DIRECT_TW), mma, wpitch);
     return (mma == DIRECT_MMA_TF32 || mma == DIRECT_MMA_3XTF32) && chan ? chan + ((8 - chan % 32) + 32) % 32 : chan;
 }
 
@@ -228,15 +232,15 @@ struct direct_taps {
 };
 
 template <int MODE, int MMA>
-__device__ void direct_build_taps(const direct_params &P, int rh, int rw, int th, direct_taps *t)
+__device__ void direct_build_taps(const direct_params &P, int rh, int rw, int th, int wpitch, direct_taps *t)
 {
     const direct_axis_plan ph = direct_plan_axis(&P.ah, MODE, rh);
     const direct_axis_plan pw = direct_plan_axis(&P.aw, MODE, rw);
     t->rows = direct_span(&ph, th);
-    t->pitch = direct_pitch(direct_span(&pw, DIRECT_TW), MMA);
+    t->pitch = direct_pitch(direct_span(&pw, DIRECT_TW), MMA, wpitch);
     t->plane = t->rows * t->pitch;
     t->nres_w = direct_popc(pw.res);
-    t->chan = direct_chan_elems(&ph, &pw, th, MMA);
+    t->chan = direct_chan_elems(&ph, &pw, th, MMA, wpitch);
     t->nplanes = direct_popc(ph.res) * t->nres_w;
     t->qmin_h = ph.qmin;
     t->qmin_w = pw.qmin;
@@ -360,8 +364,13 @@ __global__ void direct_prepare_weights(const direct_params P, acc_t<T> *prepared
     const int g = blockIdx.z / P.co_tiles, obase = blockIdx.z % P.co_tiles * TCO;
     const int c0 = blockIdx.y * P.cc;
     if (threadIdx.x == 0) {
-        direct_build_taps<MODE, MMA>(P, rh, rw, TH, &t);
-        if (blockIdx.y == 0 && blockIdx.z == 0) taps[blockIdx.x] = t; /* for the CTAs of this phase */
+        const bool publish = blockIdx.y == 0 && blockIdx.z == 0; /* for the CTAs of this phase */
+        if (publish && P.last_pitch) {
+            direct_build_taps<MODE, MMA>(P, rh, rw, TH, P.last_pitch, &t);
+            taps[gridDim.x + blockIdx.x] = t;
+        }
+        direct_build_taps<MODE, MMA>(P, rh, rw, TH, DIRECT_WGMMA_PITCH, &t);
+        if (publish) taps[blockIdx.x] = t;
     }
     __syncthreads();
     const T *weight = (const T *)P.weight + (int64_t)g * P.w_group;
@@ -426,12 +435,13 @@ __device__ __forceinline__ bool direct_block_init(const direct_params &P, direct
     return b.i0 < b.count_h && b.j0 < b.count_w;
 }
 
-/* The CTA's tap tables (from the workspace) and tile table (computed), in shared memory. */
+/* The CTA's tap tables (from the workspace; `last`: those of the last column strip's pitch)
+ * and tile table (computed), in shared memory. */
 template <int MODE, int NTHREADS>
 __device__ __forceinline__ void direct_block_tables(const direct_params &P, const direct_block &b, direct_taps &t,
-                                                    int *table)
+                                                    int *table, bool last = false)
 {
-    const int *from = (const int *)(P.taps + b.phase);
+    const int *from = (const int *)(P.taps + (last ? P.phases_h * P.phases_w : 0) + b.phase);
     for (int i = threadIdx.x; i < (int)(sizeof(direct_taps) / sizeof(int)); i += NTHREADS) ((int *)&t)[i] = from[i];
     __syncthreads();
     direct_tile_table<MODE, NTHREADS>(P, t, b.i0, b.j0, table);
@@ -825,7 +835,7 @@ static int direct_shape_make(direct_shape *s, int mode, const tconv_problem *p, 
             if (pw.ntaps && pw.qmax - pw.qmin > wspan) wspan = pw.qmax - pw.qmin;
             if (ph.ntaps * pw.ntaps > DIRECT_MAX_TAPS) return 0;
             s->taps = s->taps < 0 || s->taps == ph.ntaps * pw.ntaps ? ph.ntaps * pw.ntaps : 0;
-            const int e = direct_chan_elems(&ph, &pw, Tile::th, Tile::mma);
+            const int e = direct_chan_elems(&ph, &pw, Tile::th, Tile::mma, DIRECT_WGMMA_PITCH);
             if (e > chan) chan = e;
             if (ph.ntaps * pw.ntaps * Tile::tco * Tile::pieces > wts) wts = ph.ntaps * pw.ntaps * Tile::tco * Tile::pieces;
         }
@@ -852,6 +862,10 @@ static int direct_shape_make(direct_shape *s, int mode, const tconv_problem *p, 
     P->tw = direct_is_wgmma(Tile::mma) ? DIRECT_WGMMA_PITCH - wspan : DIRECT_TW;
     if (P->tw < 16 || (direct_is_wgmma(Tile::mma) && max_count_w < P->tw)) return 0;
     P->tiles_w = (max_count_w + P->tw - 1) / P->tw;
+    /* the tf32 warpgroup tile's last column strip: its columns and their halo, in rows of a
+     * multiple of 8 pixels (wgmma's N = 4 rows x pitch), where that is under 64 */
+    const int last = (max_count_w - (P->tiles_w - 1) * P->tw + wspan + 7) / 8 * 8;
+    P->last_pitch = Tile::mma == DIRECT_WGMMA_TF32 && last < DIRECT_WGMMA_PITCH ? last : 0;
     P->co_tiles = (int)((P->co + Tile::tco - 1) / Tile::tco);
     P->nchunks = (P->cr + cc - 1) / cc;
     P->wchunk = cc * wts;
@@ -859,7 +873,7 @@ static int direct_shape_make(direct_shape *s, int mode, const tconv_problem *p, 
     if (grid_x > INT32_MAX || (int64_t)P->groups * P->co_tiles > 65535 || p->n > 65535 || P->nchunks > 65535)
         return 0;
     /* the tap tables, then (3xFP16) the weights' largest magnitude, each in 256-byte units */
-    s->taps_bytes = ((size_t)P->phases_h * P->phases_w * sizeof(direct_taps) + 255) / 256 * 256;
+    s->taps_bytes = ((size_t)P->phases_h * P->phases_w * (P->last_pitch ? 2 : 1) * sizeof(direct_taps) + 255) / 256 * 256;
     s->wmax_offset = s->taps_bytes;
     if (Tile::mma == DIRECT_WGMMA_3XFP16) s->taps_bytes += 256;
     s->workspace_bytes = s->taps_bytes +
@@ -879,7 +893,8 @@ template <int MODE, typename Tile> struct direct_launch {
             return cudaErrorInvalidValue;
         } else if constexpr (Tile::mma == DIRECT_WGMMA_TF32) {
             if (s.taps != 9 && s.taps != 4) return cudaErrorInvalidValue;
-            return launch<T>(s, s.taps == 9 ? direct_wgmma_kernel<MODE, 9> : direct_wgmma_kernel<MODE, 4>);
+            return launch<T>(s, s.taps == 9 ? direct_wgmma_pick<MODE, 9>(s.P.last_pitch)
+                                            : direct_wgmma_pick<MODE, 4>(s.P.last_pitch));
         } else if constexpr (Tile::mma == DIRECT_WGMMA_3XFP16) {
             if (s.taps != 9 && s.taps != 4) return cudaErrorInvalidValue;
             /* the weights' largest magnitude, for their scale (direct_prepare_weights) */

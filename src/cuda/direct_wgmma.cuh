@@ -17,9 +17,12 @@
  * taps' halo, tw = 64 - (column span of the taps - 1), 62 for 3 x 3.  A warpgroup's 4 rows
  * are then 256 consecutive pixels of B: one wgmma.m64n256k8 per tap and stage computes all
  * of them, the 64 - tw columns per row that multiply halo pixels being thrown away (3% for
- * 3 x 3).  Per stage and warpgroup: as many wgmma as taps, D (64 channels x 256) in 128
- * registers, every operand read by the tensor cores from shared memory (A 2 KB + B 8 KB per
- * 128 cycles of the tensor cores: 80 bytes per cycle of the SM's 128).
+ * 3 x 3).  The last column strip of the tf32 tile, where its columns and halo fit in fewer
+ * pixels, has rows of a multiple of 8 pixels under 64 instead (tap tables of their own,
+ * m64n(4 x pitch)k8): a strip of 32 columns costs 40-pixel rows, not 64.  Per stage and
+ * warpgroup: as many wgmma as taps, D (64 channels x 256) in 128 registers, every operand
+ * read by the tensor cores from shared memory (A 2 KB + B 8 KB per 128 cycles of the tensor
+ * cores: 80 bytes per cycle of the SM's 128).
  *
  * The copies land as they are (cp.async); each thread then rounds the source values it
  * copied to TF32 (cvt.rna, as cuDNN does; the tensor cores would truncate), fences them
@@ -52,10 +55,28 @@ __device__ __forceinline__ uint32_t wgmma_desc_lo(const void *smem, uint32_t lea
 __host__ __device__ constexpr uint32_t wgmma_desc_hi(uint32_t stride) { return stride >> 4 & 0x3fff; }
 
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-/* accumulators d[i] .. d[i + 7] as read-write asm operands */
+/* accumulators d[i] .. d[i + 7] as read-write asm operands; WGMMA_Dn: d[0] .. d[n - 1] */
 #define WGMMA_D8(i)                                                                                          \
     "+f"(d[i]), "+f"(d[i + 1]), "+f"(d[i + 2]), "+f"(d[i + 3]), "+f"(d[i + 4]), "+f"(d[i + 5]), "+f"(d[i + 6]), \
         "+f"(d[i + 7])
+#define WGMMA_D16 WGMMA_D8(0), WGMMA_D8(8)
+#define WGMMA_D32 WGMMA_D16, WGMMA_D8(16), WGMMA_D8(24)
+#define WGMMA_D48 WGMMA_D32, WGMMA_D8(32), WGMMA_D8(40)
+#define WGMMA_D64 WGMMA_D48, WGMMA_D8(48), WGMMA_D8(56)
+#define WGMMA_D80 WGMMA_D64, WGMMA_D8(64), WGMMA_D8(72)
+#define WGMMA_D96 WGMMA_D80, WGMMA_D8(80), WGMMA_D8(88)
+#define WGMMA_D112 WGMMA_D96, WGMMA_D8(96), WGMMA_D8(104)
+#define WGMMA_D128 WGMMA_D112, WGMMA_D8(112), WGMMA_D8(120)
+/* their names in the asm text: WGMMA_Sn is "%0,%1,...,%(n - 1)" */
+#define WGMMA_S16 "%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15"
+#define WGMMA_S32 WGMMA_S16 ",%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31"
+#define WGMMA_S48 WGMMA_S32 ",%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47"
+#define WGMMA_S64 WGMMA_S48 ",%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63"
+#define WGMMA_S80 WGMMA_S64 ",%64,%65,%66,%67,%68,%69,%70,%71,%72,%73,%74,%75,%76,%77,%78,%79"
+#define WGMMA_S96 WGMMA_S80 ",%80,%81,%82,%83,%84,%85,%86,%87,%88,%89,%90,%91,%92,%93,%94,%95"
+#define WGMMA_S112 WGMMA_S96 ",%96,%97,%98,%99,%100,%101,%102,%103,%104,%105,%106,%107,%108,%109,%110,%111"
+#define WGMMA_S128 WGMMA_S112 ",%112,%113,%114,%115,%116,%117,%118,%119,%120,%121,%122,%123,%124,%125,%126,%127"
+
 __device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
 template <int N> __device__ __forceinline__ void wgmma_wait()
@@ -71,41 +92,31 @@ template <int R> __device__ __forceinline__ void wgmma_pin(float (&d)[R])
     for (int i = 0; i < R; ++i) asm volatile("" : "+f"(d[i])::"memory");
 }
 
-/* D (64 x 256) = A (64 x 8) * B (8 x 256) + (accumulate ? D : 0), both operands TF32 in
- * shared memory, given by their descriptors' low words; both descriptors' high word is the
- * 128-byte stride of contiguous core matrices. */
-__device__ __forceinline__ void wgmma_m64n256k8_tf32(float (&d)[128], uint32_t a, uint32_t b, int accumulate)
-{
-    asm volatile("{\n.reg .pred p;\n.reg .b64 da, db;\nsetp.ne.b32 p, %130, 0;\n"
-                 "mov.b64 da, {%128, %131};\nmov.b64 db, {%129, %131};\n"
-                 "wgmma.mma_async.sync.aligned.m64n256k8.f32.tf32.tf32 {"
-                 "%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,"
-                 "%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31,"
-                 "%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,"
-                 "%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63,"
-                 "%64,%65,%66,%67,%68,%69,%70,%71,%72,%73,%74,%75,%76,%77,%78,%79,"
-                 "%80,%81,%82,%83,%84,%85,%86,%87,%88,%89,%90,%91,%92,%93,%94,%95,"
-                 "%96,%97,%98,%99,%100,%101,%102,%103,%104,%105,%106,%107,%108,%109,%110,%111,"
-                 "%112,%113,%114,%115,%116,%117,%118,%119,%120,%121,%122,%123,%124,%125,%126,%127}, da, db, p, 1, 1;\n}\n"
-                 : WGMMA_D8(0), WGMMA_D8(8), WGMMA_D8(16), WGMMA_D8(24), WGMMA_D8(32), WGMMA_D8(40), WGMMA_D8(48), WGMMA_D8(56),
-                   WGMMA_D8(64), WGMMA_D8(72), WGMMA_D8(80), WGMMA_D8(88), WGMMA_D8(96), WGMMA_D8(104), WGMMA_D8(112), WGMMA_D8(120)
-                 : "r"(a), "r"(b), "r"(accumulate), "n"(wgmma_desc_hi(128)));
-}
-
-/* D (64 x 128) = A (64 x 16) * B (16 x 128) + (accumulate ? D : 0), both operands FP16 in
- * shared memory, K-major (no transpose), as wgmma_m64n256k8_tf32. */
-__device__ __forceinline__ void wgmma_m64n128k16_f16(float (&d)[64], uint32_t a, uint32_t b, int accumulate)
-{
-    asm volatile("{\n.reg .pred p;\n.reg .b64 da, db;\nsetp.ne.b32 p, %66, 0;\n"
-                 "mov.b64 da, {%64, %67};\nmov.b64 db, {%65, %67};\n"
-                 "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 {"
-                 "%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,"
-                 "%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31,"
-                 "%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,"
-                 "%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63}, da, db, p, 1, 1, 0, 0;\n}\n"
-                 : WGMMA_D8(0), WGMMA_D8(8), WGMMA_D8(16), WGMMA_D8(24), WGMMA_D8(32), WGMMA_D8(40), WGMMA_D8(48), WGMMA_D8(56)
-                 : "r"(a), "r"(b), "r"(accumulate), "n"(wgmma_desc_hi(128)));
-}
+/* D (64 x N) = A (64 x K) * B (K x N) + (accumulate ? D : 0), float32 accumulators d[R]
+ * (R = N / 2), both operands K-major in shared memory without swizzle, given by their
+ * descriptors' low words; both descriptors' high word is the 128-byte stride of contiguous
+ * core matrices.  A, B, P, HI: the asm operand numbers of a, b, accumulate and that word
+ * (R to R + 3); TAIL: what the instruction takes after its scales. */
+#define WGMMA_DEFINE(NAME, SHAPE, R, A, B, P, HI, TAIL)                                                       \
+    __device__ __forceinline__ void NAME(float (&d)[R], uint32_t a, uint32_t b, int accumulate)               \
+    {                                                                                                         \
+        asm volatile("{\n.reg .pred p;\n.reg .b64 da, db;\nsetp.ne.b32 p, %" #P ", 0;\n"                      \
+                     "mov.b64 da, {%" #A ", %" #HI "};\nmov.b64 db, {%" #B ", %" #HI "};\n"                    \
+                     "wgmma.mma_async.sync.aligned." SHAPE " {" WGMMA_S##R "}, da, db, p, 1, 1" TAIL ";\n}\n" \
+                     : WGMMA_D##R                                                                             \
+                     : "r"(a), "r"(b), "r"(accumulate), "n"(wgmma_desc_hi(128)));                             \
+    }
+/* TF32, k8: the warpgroup tile's 4 rows of `pitch` pixels are N = 4 pitch (direct_wgmma_kernel) */
+WGMMA_DEFINE(wgmma_tf32, "m64n32k8.f32.tf32.tf32", 16, 16, 17, 18, 19, "")
+WGMMA_DEFINE(wgmma_tf32, "m64n64k8.f32.tf32.tf32", 32, 32, 33, 34, 35, "")
+WGMMA_DEFINE(wgmma_tf32, "m64n96k8.f32.tf32.tf32", 48, 48, 49, 50, 51, "")
+WGMMA_DEFINE(wgmma_tf32, "m64n128k8.f32.tf32.tf32", 64, 64, 65, 66, 67, "")
+WGMMA_DEFINE(wgmma_tf32, "m64n160k8.f32.tf32.tf32", 80, 80, 81, 82, 83, "")
+WGMMA_DEFINE(wgmma_tf32, "m64n192k8.f32.tf32.tf32", 96, 96, 97, 98, 99, "")
+WGMMA_DEFINE(wgmma_tf32, "m64n224k8.f32.tf32.tf32", 112, 112, 113, 114, 115, "")
+WGMMA_DEFINE(wgmma_tf32, "m64n256k8.f32.tf32.tf32", 128, 128, 129, 130, 131, "")
+/* FP16, k16, no transpose of either operand */
+WGMMA_DEFINE(wgmma_f16, "m64n128k16.f32.f16.f16", 64, 64, 65, 66, 67, ", 0, 0")
 #endif
 
 /* The source values of one stage: thread x copies the CH channels of pixels x, x + 256, ...,
@@ -216,21 +227,21 @@ __device__ __forceinline__ float direct_cta_max(float m, unsigned *red)
     return __uint_as_float(*red);
 }
 
-/* The epilogue of a tile: D row m = channel 16 * (warp in group) + lane / 4 (+ 8), column
- * n = 8 j + 2 (lane % 4) (+ 1) = pixel n % 64 of the warpgroup's row n / 64, kept where
- * n % 64 < tw (the others multiplied halo columns); a lane quad writes 8 consecutive pixels
- * of a channel's row. */
-template <int MODE, int ROWS>
+/* The epilogue of a tile of ROWS rows of PITCH pixels per warpgroup: D row m = channel
+ * 16 * (warp in group) + lane / 4 (+ 8), column n = 8 j + 2 (lane % 4) (+ 1) = pixel n % PITCH
+ * of the warpgroup's row n / PITCH, kept where n % PITCH is a column of the tile (the others
+ * multiplied halo columns); a lane quad writes 8 consecutive pixels of a channel's row. */
+template <int MODE, int ROWS, int PITCH>
 __device__ __forceinline__ void direct_wgmma_store(const direct_params &P, const direct_block &b,
-                                                   const float (&acc)[32 * ROWS])
+                                                   const float (&acc)[ROWS * PITCH / 2])
 {
-    constexpr int TCO = 64;
+    constexpr int TCO = 64, JR = PITCH / 8; /* 8-pixel column groups per row */
     const int lane = threadIdx.x % 32, wq = threadIdx.x % 128 / 32, wg = threadIdx.x / 128;
     const int oh_step = MODE == DIRECT_FORWARD ? P.ah.stride : 1;
     const int ow_step = MODE == DIRECT_FORWARD ? P.aw.stride : 1;
     const int64_t dst_plane = (int64_t)P.ah.dst_size * P.aw.dst_size;
     const float *bias = (const float *)P.bias;
-    const int cols = min(P.tw, b.count_w - b.j0); /* this tile's columns */
+    const int cols = min(P.tw, b.count_w - b.j0); /* this tile's columns (a last strip's: fewer) */
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
         const int ch = b.cot * TCO + 16 * wq + lane / 4 + 8 * h;
@@ -243,8 +254,8 @@ __device__ __forceinline__ void direct_wgmma_store(const direct_params &P, const
             if (i >= b.count_h) continue;
             float *row = plane + (int64_t)(b.rh + oh_step * i) * P.aw.dst_size + (int64_t)ow_step * b.j0;
 #pragma unroll
-            for (int j = 8 * r; j < 8 * r + 8; ++j) {
-                const int c = 8 * (j % 8) + 2 * (lane % 4);
+            for (int j = JR * r; j < JR * r + JR; ++j) {
+                const int c = 8 * (j - JR * r) + 2 * (lane % 4);
                 const float v0 = acc[4 * j + 2 * h] + bv, v1 = acc[4 * j + 2 * h + 1] + bv;
                 float *out = row + (int64_t)ow_step * c;
                 if (ow_step == 1 && c + 1 < cols && ((uintptr_t)out & 7) == 0) {
@@ -258,22 +269,14 @@ __device__ __forceinline__ void direct_wgmma_store(const direct_params &P, const
     }
 }
 
-/* TAPS: the taps of every phase, 9 (3 x 3, stride 1) or 4 (4 x 4, stride 2 forward): the tap
- * loop unrolled, so that ptxas sees the wgmma in straight-line code (a loop over a count read
- * from shared memory serializes them). */
-template <int MODE, int TAPS>
-__global__ void __launch_bounds__(256, 1) direct_wgmma_kernel(const direct_params P)
-{
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+/* One tile of the tf32 kernel whose warpgroup rows are PITCH source pixels (the tables in t
+ * are built for that pitch): one wgmma.m64n(4 PITCH)k8 per tap and stage. */
+template <int MODE, int TAPS, int PITCH>
+__device__ __forceinline__ void direct_wgmma_body(const direct_params &P, const direct_block &b, const direct_taps &t,
+                                                  float *smem)
+{
     constexpr int TCO = 64, S = DIRECT_WGMMA_STAGES, AHEAD = S - 2, ROWS = DIRECT_WGMMA_ROWS;
-    constexpr int PITCH = DIRECT_WGMMA_PITCH;
-    extern __shared__ __align__(16) unsigned char direct_smem[];
-    float *smem = (float *)direct_smem;
-    __shared__ direct_taps t;
-    direct_block b;
-    if (!direct_block_init<MODE, 2 * ROWS>(P, b, P.tw)) return;
-    direct_block_tables<MODE, 256>(P, b, t, (int *)(smem + P.table));
-
     const int *table = (const int *)(smem + P.table);
     const int npix = t.chan; /* pixels of the source tile, every residue plane */
     const int wofs = direct_round4(8 * npix), wsize = 2 * TAPS * TCO;
@@ -290,7 +293,7 @@ __global__ void __launch_bounds__(256, 1) direct_wgmma_kernel(const direct_param
         for (int e = threadIdx.x; e < wsize; e += 256) cp_async16(st + wofs + 4 * e, w + e);
     };
 
-    float acc[128]; /* no instruction but wgmma may write them: the first tap's wgmma zero them */
+    float acc[ROWS * PITCH / 2]; /* no instruction but wgmma may write them: the first tap's wgmma zero them */
     for (int k = 0; k < AHEAD; ++k) {
         if (k < nchunks) copy(k);
         cp_async_commit();
@@ -305,23 +308,62 @@ __global__ void __launch_bounds__(256, 1) direct_wgmma_kernel(const direct_param
         if (k + AHEAD < nchunks) copy(k + AHEAD);
         cp_async_commit();
 
-        /* B: the warpgroup's 4 rows of 64 pixels from the tap's offset on (next channel quad
-         * npix * 16 bytes on, next 8 pixels 128); A: the tap's weights (next quad 64 * 16) */
+        /* B: the warpgroup's 4 rows of PITCH pixels from the tap's offset on (next channel
+         * quad npix * 16 bytes on, next 8 pixels 128); A: the tap's weights (next quad 64 * 16) */
         const uint32_t bdesc = wgmma_desc_lo(st, npix * 16) + wg * ROWS * PITCH;
         const uint32_t adesc = wgmma_desc_lo(st + wofs, TCO * 16);
         wgmma_fence();
 #pragma unroll
         for (int tap = 0; tap < TAPS; ++tap)
-            wgmma_m64n256k8_tf32(acc, adesc + tap * (8 * TCO * 4 / 16), bdesc + t.tap_off[tap], k > 0 || tap > 0);
+            wgmma_tf32(acc, adesc + tap * (8 * TCO * 4 / 16), bdesc + t.tap_off[tap], k > 0 || tap > 0);
         wgmma_commit();
     }
     wgmma_wait<0>();
     wgmma_pin(acc);
     cp_async_wait<0>();
-    direct_wgmma_store<MODE, ROWS>(P, b, acc);
+    direct_wgmma_store<MODE, ROWS, PITCH>(P, b, acc);
+}
+#endif
+
+/* TAPS: the taps of every phase, 9 (3 x 3, stride 1) or 4 (4 x 4, stride 2 forward): the tap
+ * loop unrolled, so that ptxas sees the wgmma in straight-line code (a loop over a count read
+ * from shared memory serializes them).  LAST: the source pitch of the last column strip's
+ * tiles (P.last_pitch; 0: DIRECT_WGMMA_PITCH as every other strip), so that a strip of a few
+ * columns does not cost a full tile (see direct_shape_make). */
+template <int MODE, int TAPS, int LAST>
+__global__ void __launch_bounds__(256, 1) direct_wgmma_kernel(const direct_params P)
+{
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    extern __shared__ __align__(16) unsigned char direct_smem[];
+    float *smem = (float *)direct_smem;
+    __shared__ direct_taps t;
+    direct_block b;
+    if (!direct_block_init<MODE, 2 * DIRECT_WGMMA_ROWS>(P, b, P.tw)) return;
+    const bool last = LAST && b.j0 == (P.tiles_w - 1) * P.tw;
+    direct_block_tables<MODE, 256>(P, b, t, (int *)(smem + P.table), last);
+    if (LAST && last)
+        direct_wgmma_body<MODE, TAPS, LAST ? LAST : DIRECT_WGMMA_PITCH>(P, b, t, smem);
+    else
+        direct_wgmma_body<MODE, TAPS, DIRECT_WGMMA_PITCH>(P, b, t, smem);
 #else
     __trap(); /* sm90a_available() keeps other builds from launching it */
 #endif
+}
+
+/* The tf32 kernel for a last column strip of source pitch `last` (P.last_pitch: 0, or a
+ * multiple of 8 under DIRECT_WGMMA_PITCH). */
+template <int MODE, int TAPS> static void (*direct_wgmma_pick(int last))(const direct_params)
+{
+    switch (last) {
+    case 8: return direct_wgmma_kernel<MODE, TAPS, 8>;
+    case 16: return direct_wgmma_kernel<MODE, TAPS, 16>;
+    case 24: return direct_wgmma_kernel<MODE, TAPS, 24>;
+    case 32: return direct_wgmma_kernel<MODE, TAPS, 32>;
+    case 40: return direct_wgmma_kernel<MODE, TAPS, 40>;
+    case 48: return direct_wgmma_kernel<MODE, TAPS, 48>;
+    case 56: return direct_wgmma_kernel<MODE, TAPS, 56>;
+    default: return direct_wgmma_kernel<MODE, TAPS, 0>;
+    }
 }
 
 /* fp32 mode by 3xFP16 on wgmma (see the pieces above): the engine with 16 reduction
@@ -417,9 +459,9 @@ __global__ void __launch_bounds__(256, 1) direct_wgmma_fp16_kernel(const direct_
 #pragma unroll
         for (int tap = 0; tap < TAPS; ++tap) {
             const uint32_t a = tap * (TCO * CH * 2 / 16), off = t.tap_off[tap];
-            wgmma_m64n128k16_f16(big, ahi + a, bhi + off, k > 0 || tap > 0);
-            wgmma_m64n128k16_f16(small, ahi + a, blo + off, k > 0 || tap > 0);
-            wgmma_m64n128k16_f16(small, alo + a, bhi + off, 1);
+            wgmma_f16(big, ahi + a, bhi + off, k > 0 || tap > 0);
+            wgmma_f16(small, ahi + a, blo + off, k > 0 || tap > 0);
+            wgmma_f16(small, alo + a, bhi + off, 1);
         }
         wgmma_commit();
     }
@@ -431,7 +473,7 @@ __global__ void __launch_bounds__(256, 1) direct_wgmma_fp16_kernel(const direct_
     const float unscale_x = pow2f(-ex), unscale_w = pow2f(-fp16_exponent(*P.wmax, DIRECT_FP16_W_TOP, 0));
 #pragma unroll
     for (int i = 0; i < 64; ++i) big[i] = fmaf(small[i], 1.f / 2048.f, big[i]) * unscale_x * unscale_w;
-    direct_wgmma_store<MODE, ROWS>(P, b, big);
+    direct_wgmma_store<MODE, ROWS, PITCH>(P, b, big);
 #else
     __trap(); /* sm90a_available() keeps other builds from launching it */
 #endif

@@ -444,6 +444,13 @@ static const tconv_problem awkward[] = {
     {24, 8, 24, 70, 24, 3, 3, 1, 1, 1, 1, 0, 0, 1, 1, 1, 0, 0},
     /* a long grad_weight sum (30720 terms) */
     {4, 2, 96, 80, 3, 3, 3, 1, 1, 1, 1, 0, 0, 1, 1, 1, 0, 0},
+    /* the tf32 warpgroup tile's last column strip in rows of 24, 32, 40 and 56 pixels (3 x 3:
+     * forward and grad-input), 40 (4 x 4 stride 2, forward phases of 100 columns) */
+    {1, 32, 5, 82, 24, 3, 3, 1, 1, 1, 1, 0, 0, 1, 1, 1, 0, 0},
+    {1, 24, 4, 90, 24, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 1, 0, 0},
+    {1, 24, 5, 97, 32, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 1, 0, 0},
+    {1, 24, 5, 112, 32, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 1, 0, 0},
+    {1, 24, 5, 100, 32, 4, 4, 2, 2, 1, 1, 0, 0, 1, 1, 1, 0, 0},
     /* rows of 9 units of 64 pixels: grad-weight units in bands of 4, 4 and 1 segments; on
      * 132 SMs 264 slices of 3-4 units, with every boundary between bands inside a slice */
     {3, 24, 31, 540, 32, 3, 3, 1, 1, 1, 1, 0, 0, 1, 1, 1, 0, 0},
