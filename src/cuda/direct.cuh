@@ -355,14 +355,16 @@ __device__ __forceinline__ void direct_stage(const direct_params &P, const direc
  * arithmetic type and, in tf32 mode, rounded, or for 3xTF32 split into
  * big = tf32(w) and small = tf32(w - big), for 3xFP16 scaled and split into FP16 hi and lo;
  * and the tap table of each phase.
- * Grid: (phases, chunks, groups * co_tiles). */
+ * Grid: (phases, chunks * parts, groups * co_tiles): `parts` CTAs share a chunk's weights, so
+ * that each thread converts about one (the call waits for this kernel). */
 template <typename T, int MODE, int TCO, int TH, int MMA>
 __global__ void direct_prepare_weights(const direct_params P, acc_t<T> *prepared, direct_taps *taps)
 {
     __shared__ direct_taps t;
     const int rh = blockIdx.x / P.phases_w, rw = blockIdx.x % P.phases_w;
     const int g = blockIdx.z / P.co_tiles, obase = blockIdx.z % P.co_tiles * TCO;
-    const int c0 = blockIdx.y * P.cc;
+    const int parts = gridDim.y / P.nchunks, chunk = blockIdx.y / parts, part = blockIdx.y % parts;
+    const int c0 = chunk * P.cc;
     if (threadIdx.x == 0) {
         const bool publish = blockIdx.y == 0 && blockIdx.z == 0; /* for the CTAs of this phase */
         if (publish && P.last_pitch) {
@@ -374,9 +376,9 @@ __global__ void direct_prepare_weights(const direct_params P, acc_t<T> *prepared
     }
     __syncthreads();
     const T *weight = (const T *)P.weight + (int64_t)g * P.w_group;
-    acc_t<T> *out = prepared + direct_weights_offset(P, blockIdx.x, g, obase / TCO, blockIdx.y);
+    acc_t<T> *out = prepared + direct_weights_offset(P, blockIdx.x, g, obase / TCO, chunk);
     const float wscale = MMA == DIRECT_WGMMA_3XFP16 ? pow2f(fp16_exponent(*P.wmax, DIRECT_FP16_W_TOP, 0)) : 1.f;
-    for (int e = threadIdx.x; e < P.cc * t.ntaps * TCO; e += blockDim.x) {
+    for (int e = part * blockDim.x + threadIdx.x; e < P.cc * t.ntaps * TCO; e += parts * blockDim.x) {
         const int o = e % TCO, tap = e / TCO % t.ntaps, c = e / (TCO * t.ntaps);
         const bool ok = c0 + c < P.cr && obase + o < P.co;
         const acc_t<T> v = ok ? to_acc(weight[(int64_t)(c0 + c) * P.w_red + (int64_t)(obase + o) * P.w_out + t.tap_k[tap]]) : 0;
@@ -924,7 +926,10 @@ template <int MODE, typename Tile> struct direct_launch {
         s.P.taps = (const direct_taps *)a->workspace;
         s.P.prepared = (const char *)a->workspace + s.taps_bytes;
         s.P.tf32 = a->config->dtype == TCONV_FLOAT32 && a->config->precision == TCONV_PRECISION_TF32;
-        const dim3 prep((unsigned)(s.P.phases_h * s.P.phases_w), (unsigned)s.P.nchunks,
+        /* a chunk's weights over as many CTAs of 256 threads as they need */
+        const int need = (s.P.wchunk / Tile::pieces + 255) / 256, cap = 65535 / s.P.nchunks;
+        const int parts = need < 1 ? 1 : need < cap ? need : cap;
+        const dim3 prep((unsigned)(s.P.phases_h * s.P.phases_w), (unsigned)(s.P.nchunks * parts),
                         (unsigned)(s.P.groups * s.P.co_tiles));
         direct_prepare_weights<T, MODE, Tile::tco, Tile::th, Tile::mma>
             <<<prep, 256, 0, a->stream>>>(s.P, (acc_t<T> *)s.P.prepared, (direct_taps *)a->workspace);
