@@ -49,6 +49,14 @@ __device__ __forceinline__ float round_tf32(float v)
  * set (CUDA's own 0x7fffffff) into the sign bit, and the tensor core would read -0. */
 __device__ __forceinline__ uint32_t tf32_operand_bits(float v) { return v == v ? __float_as_uint(v) + 0x1000u : 0x7fffffffu; }
 
+/* v as a TF32 operand of the tensor cores, rounded to nearest: cvt.rna's add of half a TF32
+ * ulp to finite values (infinities and NaN as they are), without its mask of the 13 low
+ * bits, which the tensor cores drop as they read the operand: two instructions, not three. */
+__device__ __forceinline__ float tf32_rna_operand(float v)
+{
+    return fabsf(v) < __int_as_float(0x7f800000) ? __uint_as_float(__float_as_uint(v) + 0x1000u) : v;
+}
+
 /* v as the sum of two TF32 mma operands, big = round_tf32(v) exactly (the same bits as
  * cvt.rna) and small = v - big (exact in float32), rounded where the mma reads it: the
  * 3xTF32 split.  An infinite v gives a NaN small part. */

@@ -25,11 +25,12 @@
  * cores: 80 bytes per cycle of the SM's 128).
  *
  * The copies land as they are (cp.async); each thread then rounds the source values it
- * copied to TF32 (cvt.rna, as cuDNN does; the tensor cores would truncate), fences them
- * for the async proxy, and the stage's barrier publishes them.  Four stages, copies two
- * ahead: the wgmma of stage k - 1 still run while stage k is rounded and its barrier
- * passes, and the copies of stage k + 2 reuse the buffer of stage k - 2, whose wgmma every
- * warpgroup has waited for before that barrier.
+ * copied to nearest TF32 (cvt.rna's rounding, as cuDNN's; the tensor cores alone would
+ * truncate) by adding half a TF32 ulp (tf32_rna_operand), fences them for the async
+ * proxy, and the stage's barrier publishes them.  Four stages, copies two ahead: the wgmma
+ * of stage k - 1 still run while stage k is rounded and its barrier passes, and the copies
+ * of stage k + 2 reuse the buffer of stage k - 2, whose wgmma every warpgroup has waited for
+ * before that barrier.
  *
  * Only builds for sm_90a (TCONV_WGMMA, set by the build with that target) hold the kernel
  * body; sm90a_available() keeps the variant off every other build and device.
@@ -147,10 +148,10 @@ __device__ __forceinline__ void direct_wgmma_round(float *stage, int npix)
         for (int q = 0; q < 2; ++q) {
             float4 *p = (float4 *)(stage + (q * npix + pix) * 4);
             float4 v = *p;
-            v.x = round_tf32(v.x);
-            v.y = round_tf32(v.y);
-            v.z = round_tf32(v.z);
-            v.w = round_tf32(v.w);
+            v.x = tf32_rna_operand(v.x);
+            v.y = tf32_rna_operand(v.y);
+            v.z = tf32_rna_operand(v.z);
+            v.w = tf32_rna_operand(v.w);
             *p = v;
         }
     }
