@@ -768,11 +768,15 @@ __global__ void __launch_bounds__(256, MMA == DIRECT_MMA_3XTF32 ? 1 : 2) direct_
 /* ---- host side ---- */
 
 /* The tile configurations of the engine; a variant is one of them.  MMA tiles run
- * direct_mma_kernel (64 channels x 8 rows x 32 pixels, fixed), the warpgroup tile
- * direct_wgmma_kernel (64 channels x 8 rows x up to 62 pixels). */
+ * direct_mma_kernel (64 channels x 8 rows x 32 pixels, fixed), the warpgroup tiles
+ * direct_wgmma_kernel (64 channels x 12 rows x up to 62 pixels) and direct_wgmma_fp16_kernel
+ * (64 channels x 4 rows x up to 62 pixels). */
 template <int RCO, int WARPS_CO, int WARPS_PX, int MMA = DIRECT_FMA> struct direct_tile {
     static constexpr int rco = RCO, warps_co = WARPS_CO, warps_px = WARPS_PX, tco = RCO * WARPS_CO,
-                         th = MMA == DIRECT_WGMMA_3XFP16 ? 4 : 8 * WARPS_PX, nwarps = WARPS_CO * WARPS_PX,
+                         th = MMA == DIRECT_WGMMA_3XFP16 ? 4
+                              : MMA == DIRECT_WGMMA_TF32 ? DIRECT_WGMMA_GROUPS * DIRECT_WGMMA_ROWS
+                                                         : 8 * WARPS_PX,
+                         nwarps = MMA == DIRECT_WGMMA_TF32 ? 4 * DIRECT_WGMMA_GROUPS : WARPS_CO * WARPS_PX,
                          pieces = direct_pieces(MMA),
                          stages = MMA == DIRECT_WGMMA_TF32     ? DIRECT_WGMMA_STAGES
                                   : MMA == DIRECT_WGMMA_3XFP16 ? DIRECT_WGMMA_SPLIT_STAGES

@@ -2,8 +2,9 @@
  * direct_wgmma.cuh - the direct-correlation engine (direct.cuh) on Hopper's warpgroup mma:
  * float32 in tf32 mode, sm_90a.
  *
- * One CTA of two warpgroups computes 64 destination channels x 8 rows x tw pixels of one
- * phase; warpgroup w owns rows 4w .. 4w + 3.  The phases, residue planes, tap tables and
+ * One CTA of three warpgroups computes 64 destination channels x 12 rows x tw pixels of one
+ * phase; warpgroup w owns rows 4w .. 4w + 3 (12 rows, not 8: what a CTA costs besides its
+ * stages, from its tables to its epilogue, is spread over 1.5 times the pixels).  The phases, residue planes, tap tables and
  * tile tables are the engine's; what differs is where the operands sit.  A stage holds 8
  * reduction channels (the k of one wgmma) in two K-major operands without swizzle, made of
  * core matrices of 8 rows x 16 bytes (128 contiguous bytes):
@@ -41,6 +42,7 @@
 #define DIRECT_WGMMA_STAGES 4
 #define DIRECT_WGMMA_STAGE_BYTES (200 * 1024) /* all stages: one CTA per SM */
 #define DIRECT_WGMMA_ROWS 4                   /* destination rows per warpgroup */
+#define DIRECT_WGMMA_GROUPS 3                 /* tf32: warpgroups per CTA, 12 rows */
 #define DIRECT_WGMMA_SPLIT_STAGES 3           /* 3xFP16: stages of 16 channels, 61 KB for 3 x 3 */
 #define DIRECT_WGMMA_SPLIT_ROWS 2             /* 3xFP16: rows per warpgroup, for two accumulators */
 
@@ -120,15 +122,15 @@ WGMMA_DEFINE(wgmma_tf32, "m64n256k8.f32.tf32.tf32", 128, 128, 129, 130, 131, "")
 WGMMA_DEFINE(wgmma_f16, "m64n128k16.f32.f16.f16", 64, 64, 65, 66, 67, ", 0, 0")
 #endif
 
-/* The source values of one stage: thread x copies the CH channels of pixels x, x + 256, ...,
+/* The source values of one stage: thread x copies the CH channels of pixels x, x + NT, ...,
  * channel c of a pixel to quad c / 4 of the stage ([c / 4][pixel][c % 4]; zero-filled past
  * the source and past the `nvalid` channels left). */
-template <int CH>
+template <int CH, int NT>
 __device__ __forceinline__ void direct_wgmma_copy(float *stage, const float *src_c0, int64_t src_plane, int nvalid,
                                                   const int *table, int npix)
 {
 #pragma unroll 2
-    for (int pix = threadIdx.x; pix < npix; pix += 256) {
+    for (int pix = threadIdx.x; pix < npix; pix += NT) {
         const int go = table[pix];
         const float *g = src_c0 + go;
         float *s = stage + pix * 4;
@@ -140,10 +142,10 @@ __device__ __forceinline__ void direct_wgmma_copy(float *stage, const float *src
 
 /* Rounds the values this thread copied, once they landed (a pixel's channel quads, 16 bytes
  * each), to TF32 in place. */
-__device__ __forceinline__ void direct_wgmma_round(float *stage, int npix)
+template <int NT> __device__ __forceinline__ void direct_wgmma_round(float *stage, int npix)
 {
 #pragma unroll 2
-    for (int pix = threadIdx.x; pix < npix; pix += 256) {
+    for (int pix = threadIdx.x; pix < npix; pix += NT) {
 #pragma unroll
         for (int q = 0; q < 2; ++q) {
             float4 *p = (float4 *)(stage + (q * npix + pix) * 4);
@@ -278,6 +280,7 @@ __device__ __forceinline__ void direct_wgmma_body(const direct_params &P, const 
                                                   float *smem)
 {
     constexpr int TCO = 64, S = DIRECT_WGMMA_STAGES, AHEAD = S - 2, ROWS = DIRECT_WGMMA_ROWS;
+    constexpr int NT = 128 * DIRECT_WGMMA_GROUPS;
     const int *table = (const int *)(smem + P.table);
     const int npix = t.chan; /* pixels of the source tile, every residue plane */
     const int wofs = direct_round4(8 * npix), wsize = 2 * TAPS * TCO;
@@ -289,9 +292,9 @@ __device__ __forceinline__ void direct_wgmma_body(const direct_params &P, const 
 
     auto copy = [&](int k) {
         float *st = smem + k % S * P.stage;
-        direct_wgmma_copy<8>(st, src + (int64_t)k * 8 * src_plane, src_plane, P.cr - k * 8, table, npix);
+        direct_wgmma_copy<8, NT>(st, src + (int64_t)k * 8 * src_plane, src_plane, P.cr - k * 8, table, npix);
         const float4 *w = (const float4 *)(wts + (int64_t)k * P.wchunk);
-        for (int e = threadIdx.x; e < wsize; e += 256) cp_async16(st + wofs + 4 * e, w + e);
+        for (int e = threadIdx.x; e < wsize; e += NT) cp_async16(st + wofs + 4 * e, w + e);
     };
 
     float acc[ROWS * PITCH / 2]; /* no instruction but wgmma may write them: the first tap's wgmma zero them */
@@ -302,7 +305,7 @@ __device__ __forceinline__ void direct_wgmma_body(const direct_params &P, const 
     for (int k = 0; k < nchunks; ++k) {
         float *st = smem + k % S * P.stage;
         cp_async_wait<AHEAD - 1>();
-        direct_wgmma_round(st, npix);
+        direct_wgmma_round<NT>(st, npix);
         fence_proxy_async();
         wgmma_wait<1>(); /* this warpgroup's wgmma of stage k - 2 are done */
         __syncthreads();
@@ -332,16 +335,16 @@ __device__ __forceinline__ void direct_wgmma_body(const direct_params &P, const 
  * tiles (P.last_pitch; 0: DIRECT_WGMMA_PITCH as every other strip), so that a strip of a few
  * columns does not cost a full tile (see direct_shape_make). */
 template <int MODE, int TAPS, int LAST>
-__global__ void __launch_bounds__(256, 1) direct_wgmma_kernel(const direct_params P)
+__global__ void __launch_bounds__(128 * DIRECT_WGMMA_GROUPS, 1) direct_wgmma_kernel(const direct_params P)
 {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
     extern __shared__ __align__(16) unsigned char direct_smem[];
     float *smem = (float *)direct_smem;
     __shared__ direct_taps t;
     direct_block b;
-    if (!direct_block_init<MODE, 2 * DIRECT_WGMMA_ROWS>(P, b, P.tw)) return;
+    if (!direct_block_init<MODE, DIRECT_WGMMA_GROUPS * DIRECT_WGMMA_ROWS>(P, b, P.tw)) return;
     const bool last = LAST && b.j0 == (P.tiles_w - 1) * P.tw;
-    direct_block_tables<MODE, 256>(P, b, t, (int *)(smem + P.table), last);
+    direct_block_tables<MODE, 128 * DIRECT_WGMMA_GROUPS>(P, b, t, (int *)(smem + P.table), last);
     if (LAST && last)
         direct_wgmma_body<MODE, TAPS, LAST ? LAST : DIRECT_WGMMA_PITCH>(P, b, t, smem);
     else
@@ -405,7 +408,7 @@ __global__ void __launch_bounds__(256, 1) direct_wgmma_fp16_kernel(const direct_
     const int wg = threadIdx.x / 128;
 
     auto copy_src = [&](int k) {
-        direct_wgmma_copy<CH>(smem + k % S * P.stage, src + (int64_t)k * CH * src_plane, src_plane, P.cr - k * CH,
+        direct_wgmma_copy<CH, 256>(smem + k % S * P.stage, src + (int64_t)k * CH * src_plane, src_plane, P.cr - k * CH,
                               table, npix);
     };
     auto copy = [&](int k) {

@@ -19,7 +19,7 @@ extern const tconv_variant tconv_variant_grad_bias_reduce;
 /* Every variant, in order of preference within each pass.  Fast variants go before the
  * naive ones of their pass, which accept every problem and so end each pass's list. */
 static const tconv_variant *const variants[] = {
-    &tconv_variant_forward_direct_wgmma_tf32_64x512,
+    &tconv_variant_forward_direct_wgmma_tf32_64x768,
     &tconv_variant_forward_direct_tf32_64x256,
     &tconv_variant_forward_direct_wgmma_3xfp16_64x256,
     &tconv_variant_forward_direct_3xtf32_64x256,
@@ -27,7 +27,7 @@ static const tconv_variant *const variants[] = {
     &tconv_variant_forward_direct_16x512,
     &tconv_variant_forward_direct_4x1024,
     &tconv_variant_forward_naive,
-    &tconv_variant_grad_input_direct_wgmma_tf32_64x512,
+    &tconv_variant_grad_input_direct_wgmma_tf32_64x768,
     &tconv_variant_grad_input_direct_tf32_64x256,
     &tconv_variant_grad_input_direct_wgmma_3xfp16_64x256,
     &tconv_variant_grad_input_direct_3xtf32_64x256,

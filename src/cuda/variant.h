@@ -41,12 +41,12 @@ typedef struct tconv_variant {
 } tconv_variant;
 
 /* Every variant, defined in the file of its name. */
-extern const tconv_variant tconv_variant_forward_direct_wgmma_tf32_64x512,
+extern const tconv_variant tconv_variant_forward_direct_wgmma_tf32_64x768,
     tconv_variant_forward_direct_tf32_64x256, tconv_variant_forward_direct_wgmma_3xfp16_64x256,
     tconv_variant_forward_direct_3xtf32_64x256,
     tconv_variant_forward_direct_64x256,
     tconv_variant_forward_direct_16x512, tconv_variant_forward_direct_4x1024;
-extern const tconv_variant tconv_variant_grad_input_direct_wgmma_tf32_64x512,
+extern const tconv_variant tconv_variant_grad_input_direct_wgmma_tf32_64x768,
     tconv_variant_grad_input_direct_tf32_64x256, tconv_variant_grad_input_direct_wgmma_3xfp16_64x256,
     tconv_variant_grad_input_direct_3xtf32_64x256,
     tconv_variant_grad_input_direct_64x256,
