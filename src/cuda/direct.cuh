@@ -54,6 +54,7 @@
 #define DIRECT_MAX_STRIDE 32 /* residues of an axis are a 32-bit mask */
 #define DIRECT_RPX 8         /* consecutive pixels per thread */
 #define DIRECT_TW 32         /* tile width: 4 threads x 8 pixels */
+#define DIRECT_NARROW_ROWS 4 /* FMA float tiles' narrow tiles: 4 x the rows, 1 thread x 8 pixels wide */
 #define DIRECT_WGMMA_PITCH 64 /* source row pitch of the warpgroup tile (direct_wgmma.cuh) */
 #define DIRECT_MMA_EPI (64 * 36) /* per-warp epilogue tile of the MMA kernel */
 #define DIRECT_STAGES 3                 /* shared-memory stages of the channel pipeline */
@@ -107,8 +108,10 @@ typedef struct direct_params {
     int table;          /* elements of the shared-memory stages, where the tile table starts */
     int tf32;           /* round both operands to nearest TF32 */
     const unsigned *wmax; /* 3xFP16: the weights' largest magnitude, float bits (workspace) */
-    int last_pitch;     /* tf32 warpgroup tile: source pitch of the last column strip, 0 when
-                         * it is DIRECT_WGMMA_PITCH (its tap tables follow the others') */
+    int last_pitch;     /* source pitch of the last column strip's tiles, 0 when they are as
+                         * the others (their tap tables follow the others'): the tf32 warpgroup
+                         * tile's rows of fewer pixels; FMA float tiles' narrow tiles */
+    int tiles_hn;       /* FMA float tiles: narrow tiles of the last column strip, 0: none */
 } direct_params;
 
 /* Tap k of axis a in phase r: returns 0 when it does not land, else its residue and q. */
@@ -182,11 +185,11 @@ __host__ __device__ inline int direct_pitch(int cols, int mma, int wpitch) { ret
 /* Elements of one reduction channel's source tile.  For mma.sync tiles the channel stride
  * is 8 mod 32 banks: the 4 channels of an mma fragment's k then sit in 4 disjoint bank
  * octets.  Warpgroup tiles interleave channels by quads instead (direct_wgmma.cuh). */
-__host__ __device__ inline int direct_chan_elems(const direct_axis_plan *h, const direct_axis_plan *w, int th, int mma,
-                                                 int wpitch)
+__host__ __device__ inline int direct_chan_elems(const direct_axis_plan *h, const direct_axis_plan *w, int th, int tw,
+                                                 int mma, int wpitch)
 {
     const int planes = direct_popc(h->res) * direct_popc(w->res);
-    const int chan = planes * direct_span(h, th) * direct_pitch(direct_span(w, DIRECT_TW), mma, wpitch);
+    const int chan = planes * direct_span(h, th) * direct_pitch(direct_span(w, tw), mma, wpitch);
     return (mma == DIRECT_MMA_TF32 || mma == DIRECT_MMA_3XTF32) && chan ? chan + ((8 - chan % 32) + 32) % 32 : chan;
 }
 
@@ -232,15 +235,15 @@ struct direct_taps {
 };
 
 template <int MODE, int MMA>
-__device__ void direct_build_taps(const direct_params &P, int rh, int rw, int th, int wpitch, direct_taps *t)
+__device__ void direct_build_taps(const direct_params &P, int rh, int rw, int th, int tw, int wpitch, direct_taps *t)
 {
     const direct_axis_plan ph = direct_plan_axis(&P.ah, MODE, rh);
     const direct_axis_plan pw = direct_plan_axis(&P.aw, MODE, rw);
     t->rows = direct_span(&ph, th);
-    t->pitch = direct_pitch(direct_span(&pw, DIRECT_TW), MMA, wpitch);
+    t->pitch = direct_pitch(direct_span(&pw, tw), MMA, wpitch);
     t->plane = t->rows * t->pitch;
     t->nres_w = direct_popc(pw.res);
-    t->chan = direct_chan_elems(&ph, &pw, th, MMA, wpitch);
+    t->chan = direct_chan_elems(&ph, &pw, th, tw, MMA, wpitch);
     t->nplanes = direct_popc(ph.res) * t->nres_w;
     t->qmin_h = ph.qmin;
     t->qmin_w = pw.qmin;
@@ -367,11 +370,14 @@ __global__ void direct_prepare_weights(const direct_params P, acc_t<T> *prepared
     const int c0 = chunk * P.cc;
     if (threadIdx.x == 0) {
         const bool publish = blockIdx.y == 0 && blockIdx.z == 0; /* for the CTAs of this phase */
-        if (publish && P.last_pitch) {
-            direct_build_taps<MODE, MMA>(P, rh, rw, TH, P.last_pitch, &t);
+        if (publish && P.last_pitch) { /* the last column strip's tiles (direct_shape_make) */
+            if (direct_is_wgmma(MMA))
+                direct_build_taps<MODE, MMA>(P, rh, rw, TH, DIRECT_TW, P.last_pitch, &t);
+            else
+                direct_build_taps<MODE, MMA>(P, rh, rw, DIRECT_NARROW_ROWS * TH, DIRECT_RPX, 0, &t);
             taps[gridDim.x + blockIdx.x] = t;
         }
-        direct_build_taps<MODE, MMA>(P, rh, rw, TH, DIRECT_WGMMA_PITCH, &t);
+        direct_build_taps<MODE, MMA>(P, rh, rw, TH, DIRECT_TW, DIRECT_WGMMA_PITCH, &t);
         if (publish) taps[blockIdx.x] = t;
     }
     __syncthreads();
@@ -418,17 +424,19 @@ struct direct_block {
 };
 
 /* Decodes blockIdx for tiles of TH x tw (P.tw; the FMA and mma.sync tiles keep the constant
- * default); returns false when the tile lies outside its (smaller) phase. */
-template <int MODE, int TH>
+ * default); returns false when the tile lies outside its (smaller) phase.  NARROW: the FMA
+ * float tiles' narrow tiles of the last column strip (P.tiles_hn per phase, DIRECT_NARROW_ROWS
+ * x TH rows each; direct_launch). */
+template <int MODE, int TH, bool NARROW = false>
 __device__ __forceinline__ bool direct_block_init(const direct_params &P, direct_block &b, int tw = DIRECT_TW)
 {
-    const int tiles = P.tiles_h * P.tiles_w;
+    const int tiles = NARROW ? P.tiles_hn : P.tiles_h * P.tiles_w;
     b.phase = blockIdx.x / tiles;
     const int tile = blockIdx.x % tiles;
     b.rh = b.phase / P.phases_w;
     b.rw = b.phase % P.phases_w;
-    b.i0 = tile / P.tiles_w * TH;
-    b.j0 = tile % P.tiles_w * tw;
+    b.i0 = NARROW ? tile * (DIRECT_NARROW_ROWS * TH) : tile / P.tiles_w * TH;
+    b.j0 = NARROW ? (P.tiles_w - 1) * tw : tile % P.tiles_w * tw;
     b.count_h = direct_count(&P.ah, MODE, b.rh);
     b.count_w = direct_count(&P.aw, MODE, b.rw);
     b.g = blockIdx.y / P.co_tiles;
@@ -547,7 +555,10 @@ template <typename A, int RCO, int TCO> struct direct_fma {
     }
 };
 
-template <typename T, int MODE, int RCO, int WARPS_CO, int WARPS_PX>
+/* NARROWT: the narrow tiles of a last column strip of at most RPX columns (float tiles; a
+ * lane owns a row: DIRECT_NARROW_ROWS x TH rows x RPX columns), a launch of their own
+ * (direct_launch), so that the other tiles' kernel is as it would be alone. */
+template <typename T, int MODE, int RCO, int WARPS_CO, int WARPS_PX, bool NARROWT = false>
 __global__ void __launch_bounds__(32 * WARPS_CO * WARPS_PX, WARPS_CO * WARPS_PX >= 8 ? 2 : 4)
 direct_kernel(const direct_params P)
 {
@@ -558,8 +569,8 @@ direct_kernel(const direct_params P)
     A *smem = (A *)direct_smem;
     __shared__ direct_taps t;
     direct_block b;
-    if (!direct_block_init<MODE, TH>(P, b)) return;
-    direct_block_tables<MODE, NWARPS * 32>(P, b, t, (int *)(smem + P.table));
+    if (!direct_block_init<MODE, TH, NARROWT>(P, b)) return;
+    direct_block_tables<MODE, NWARPS * 32>(P, b, t, (int *)(smem + P.table), NARROWT);
 
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const int wc = warp % WARPS_CO, wp = warp / WARPS_CO;
@@ -568,23 +579,39 @@ direct_kernel(const direct_params P)
     f.t = &t;
     f.cc = P.cc;
     f.tf32 = P.tf32;
-    f.tbase = (wp * 8 + lane / 4) * t.pitch + tx * RPX;
+    f.tbase = NARROWT ? (wp * 32 + lane) * t.pitch : (wp * 8 + lane / 4) * t.pitch + tx * RPX;
     f.o0 = wc * RCO;
 #pragma unroll
     for (int o = 0; o < RCO; ++o)
 #pragma unroll
         for (int j = 0; j < RPX; ++j) f.acc[o][j] = 0;
     direct_mainloop<T, NWARPS * 32, TCO, 1>(P, t, b, smem, f);
-    __syncthreads(); /* the epilogue reuses the stages */
-
-    /* epilogue: each warp transposes its 8 rows x 32 pixels per channel through shared
-     * memory (row pitch 33 against bank conflicts), then writes whole rows */
-    A *stage = smem + warp * 8 * 33;
     const int oh_step = MODE == DIRECT_FORWARD ? P.ah.stride : 1;
     const int ow_step = MODE == DIRECT_FORWARD ? P.aw.stride : 1;
     const int64_t dst_plane = (int64_t)P.ah.dst_size * P.aw.dst_size;
     T *dst = (T *)P.dst;
     const T *bias = (const T *)P.bias;
+    if constexpr (NARROWT) { /* a lane writes the few columns of its row, from registers */
+        direct_block_init<MODE, TH, NARROWT>(P, b); /* again: fewer registers than keeping b */
+        const int i = b.i0 + wp * 32 + lane, ch0 = b.cot * TCO + f.o0;
+        if (i >= b.count_h) return;
+        T *row = dst + ((int64_t)b.n * P.groups * P.co + (int64_t)b.g * P.co + ch0) * dst_plane +
+                 (int64_t)(b.rh + oh_step * i) * P.aw.dst_size + b.rw + (int64_t)ow_step * b.j0;
+#pragma unroll
+        for (int o = 0; o < RCO; ++o, row += dst_plane) {
+            if (ch0 + o >= P.co) continue;
+            const A bv = bias ? to_acc(bias[(int64_t)b.g * P.co + ch0 + o]) : A(0);
+#pragma unroll
+            for (int jj = 0; jj < RPX; ++jj)
+                if (b.j0 + jj < b.count_w) row[(int64_t)ow_step * jj] = from_acc<T>(f.acc[o][jj] + bv);
+        }
+        return;
+    }
+    __syncthreads(); /* the epilogue reuses the stages */
+
+    /* epilogue: each warp transposes its 8 rows x 32 pixels per channel through shared
+     * memory (row pitch 33 against bank conflicts), then writes whole rows */
+    A *stage = smem + warp * 8 * 33;
     const int j = b.j0 + lane, ch0 = b.cot * TCO + f.o0;
 #pragma unroll
     for (int o = 0; o < RCO; ++o) {
@@ -830,7 +857,7 @@ static int direct_shape_make(direct_shape *s, int mode, const tconv_problem *p, 
     P->phases_w = fwd ? aw.stride : 1;
 
     /* the largest stage over all phases decides the shared memory */
-    int chan = 0, wts = 0, max_count_h = 0, max_count_w = 0, wspan = 0;
+    int chan = 0, chan_narrow = 0, wts = 0, max_count_h = 0, max_count_w = 0, wspan = 0;
     s->taps = -1;
     for (int rh = 0; rh < P->phases_h; ++rh) {
         const direct_axis_plan ph = direct_plan_axis(&ah, mode, rh);
@@ -841,8 +868,10 @@ static int direct_shape_make(direct_shape *s, int mode, const tconv_problem *p, 
             if (pw.ntaps && pw.qmax - pw.qmin > wspan) wspan = pw.qmax - pw.qmin;
             if (ph.ntaps * pw.ntaps > DIRECT_MAX_TAPS) return 0;
             s->taps = s->taps < 0 || s->taps == ph.ntaps * pw.ntaps ? ph.ntaps * pw.ntaps : 0;
-            const int e = direct_chan_elems(&ph, &pw, Tile::th, Tile::mma, DIRECT_WGMMA_PITCH);
+            const int e = direct_chan_elems(&ph, &pw, Tile::th, DIRECT_TW, Tile::mma, DIRECT_WGMMA_PITCH);
             if (e > chan) chan = e;
+            const int en = direct_chan_elems(&ph, &pw, DIRECT_NARROW_ROWS * Tile::th, DIRECT_RPX, Tile::mma, 0);
+            if (en > chan_narrow) chan_narrow = en;
             if (ph.ntaps * pw.ntaps * Tile::tco * Tile::pieces > wts) wts = ph.ntaps * pw.ntaps * Tile::tco * Tile::pieces;
         }
     }
@@ -853,6 +882,26 @@ static int direct_shape_make(direct_shape *s, int mode, const tconv_problem *p, 
            Tile::stages * (size_t)(direct_round4(cc * chan) + cc * wts) * elem > Tile::stage_bytes)
         cc /= 2;
     P->cc = cc;
+
+    P->tiles_h = (max_count_h + Tile::th - 1) / Tile::th;
+    /* the warpgroup tile's columns and their halo fill its 64-pixel source rows; it takes
+     * images at least that wide */
+    P->tw = direct_is_wgmma(Tile::mma) ? DIRECT_WGMMA_PITCH - wspan : DIRECT_TW;
+    if (P->tw < 16 || (direct_is_wgmma(Tile::mma) && max_count_w < P->tw)) return 0;
+    P->tiles_w = (max_count_w + P->tw - 1) / P->tw;
+    /* the last column strip: the tf32 warpgroup tile's in rows of the fewest 8-pixel groups
+     * that hold its columns and halo (wgmma's N = 4 rows x pitch), where that is under 64;
+     * FMA float tiles' (DIRECT_RPX columns at most) in narrow tiles, where their stage fits
+     * with as many channels */
+    const int last_cols = max_count_w - (P->tiles_w - 1) * P->tw;
+    const int wgmma_pitch = (last_cols + wspan + 7) / 8 * 8;
+    const bool narrow = Tile::mma == DIRECT_FMA && elem == 4 && last_cols <= DIRECT_RPX &&
+                        Tile::stages * (size_t)(direct_round4(cc * chan_narrow) + cc * wts) * elem <= Tile::stage_bytes;
+    P->last_pitch = Tile::mma == DIRECT_WGMMA_TF32 && wgmma_pitch < DIRECT_WGMMA_PITCH ? wgmma_pitch
+                    : narrow                                                       ? (DIRECT_RPX + wspan) | 1
+                                                                                   : 0;
+    P->tiles_hn = narrow ? (max_count_h + DIRECT_NARROW_ROWS * Tile::th - 1) / (DIRECT_NARROW_ROWS * Tile::th) : 0;
+    if (narrow && chan_narrow > chan) chan = chan_narrow;
     P->stage = direct_round4(direct_round4(cc * chan) + cc * wts);
     if (Tile::stages * (size_t)P->stage * elem > Tile::stage_bytes) return 0;
     /* the stages (the tiles leave through a per-warp transpose in their place: 8 rows x 33
@@ -862,16 +911,6 @@ static int direct_shape_make(direct_shape *s, int mode, const tconv_problem *p, 
     P->table = Tile::stages * P->stage > epilogue ? Tile::stages * P->stage : epilogue;
     s->smem_bytes = (size_t)P->table * elem + (size_t)chan * sizeof(int);
 
-    P->tiles_h = (max_count_h + Tile::th - 1) / Tile::th;
-    /* the warpgroup tile's columns and their halo fill its 64-pixel source rows; it takes
-     * images at least that wide */
-    P->tw = direct_is_wgmma(Tile::mma) ? DIRECT_WGMMA_PITCH - wspan : DIRECT_TW;
-    if (P->tw < 16 || (direct_is_wgmma(Tile::mma) && max_count_w < P->tw)) return 0;
-    P->tiles_w = (max_count_w + P->tw - 1) / P->tw;
-    /* the tf32 warpgroup tile's last column strip: its columns and their halo, in rows of a
-     * multiple of 8 pixels (wgmma's N = 4 rows x pitch), where that is under 64 */
-    const int last = (max_count_w - (P->tiles_w - 1) * P->tw + wspan + 7) / 8 * 8;
-    P->last_pitch = Tile::mma == DIRECT_WGMMA_TF32 && last < DIRECT_WGMMA_PITCH ? last : 0;
     P->co_tiles = (int)((P->co + Tile::tco - 1) / Tile::tco);
     P->nchunks = (P->cr + cc - 1) / cc;
     P->wchunk = cc * wts;
@@ -917,10 +956,17 @@ template <int MODE, typename Tile> struct direct_launch {
         } else if constexpr (sizeof(acc_t<T>) == 8 && Tile::rco * DIRECT_RPX > 32) {
             return cudaErrorInvalidValue;
         } else {
+            if constexpr (sizeof(acc_t<T>) == 4)
+                return launch<T>(s, direct_kernel<T, MODE, Tile::rco, Tile::warps_co, Tile::warps_px>,
+                                 direct_kernel<T, MODE, Tile::rco, Tile::warps_co, Tile::warps_px, true>);
             return launch<T>(s, direct_kernel<T, MODE, Tile::rco, Tile::warps_co, Tile::warps_px>);
         }
     }
-    template <typename T> cudaError_t launch(direct_shape &s, void (*kernel)(const direct_params)) const
+    /* narrow: the kernel of the last column strip's narrow tiles, where P.tiles_hn asks for
+     * them (FMA float tiles): launched after the others' with its own grid */
+    template <typename T>
+    cudaError_t launch(direct_shape &s, void (*kernel)(const direct_params),
+                       void (*narrow)(const direct_params) = NULL) const
     {
         const int fwd = MODE == DIRECT_FORWARD;
         s.P.src = fwd ? a->x : a->grad_y;
@@ -937,10 +983,18 @@ template <int MODE, typename Tile> struct direct_launch {
                         (unsigned)(s.P.groups * s.P.co_tiles));
         direct_prepare_weights<T, MODE, Tile::tco, Tile::th, Tile::mma>
             <<<prep, 256, 0, a->stream>>>(s.P, (acc_t<T> *)s.P.prepared, (direct_taps *)a->workspace);
+        const unsigned phases = (unsigned)(s.P.phases_h * s.P.phases_w);
+        const unsigned grid_y = (unsigned)(s.P.groups * s.P.co_tiles), grid_z = (unsigned)a->p->n;
+        if (s.P.tiles_hn && narrow) {
+            cudaError_t err = cudaFuncSetAttribute(narrow, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)s.smem_bytes);
+            if (err != cudaSuccess) return err;
+            narrow<<<dim3(phases * (unsigned)s.P.tiles_hn, grid_y, grid_z), 32 * Tile::nwarps, s.smem_bytes, a->stream>>>(s.P);
+            --s.P.tiles_w; /* the other tiles' kernel: the strips before */
+            if (s.P.tiles_w == 0) return cudaGetLastError();
+        }
         cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)s.smem_bytes);
         if (err != cudaSuccess) return err;
-        const dim3 grid((unsigned)(s.P.phases_h * s.P.phases_w * s.P.tiles_h * s.P.tiles_w),
-                        (unsigned)(s.P.groups * s.P.co_tiles), (unsigned)a->p->n);
+        const dim3 grid(phases * (unsigned)(s.P.tiles_h * s.P.tiles_w), grid_y, grid_z);
         kernel<<<grid, 32 * Tile::nwarps, s.smem_bytes, a->stream>>>(s.P);
         return cudaGetLastError();
     }
