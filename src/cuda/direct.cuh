@@ -963,7 +963,8 @@ template <int MODE, typename Tile> struct direct_launch {
         }
     }
     /* narrow: the kernel of the last column strip's narrow tiles, where P.tiles_hn asks for
-     * them (FMA float tiles): launched after the others' with its own grid */
+     * them (FMA float tiles): launched first, with its own grid, then the other tiles' kernel
+     * over the strips before */
     template <typename T>
     cudaError_t launch(direct_shape &s, void (*kernel)(const direct_params),
                        void (*narrow)(const direct_params) = NULL) const
