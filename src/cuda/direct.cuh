@@ -108,10 +108,9 @@ typedef struct direct_params {
     int table;          /* elements of the shared-memory stages, where the tile table starts */
     int tf32;           /* round both operands to nearest TF32 */
     const unsigned *wmax; /* 3xFP16: the weights' largest magnitude, float bits (workspace) */
-    int last_pitch;     /* source pitch of the last column strip's tiles, 0 when they are as
-                         * the others (their tap tables follow the others'): the tf32 warpgroup
-                         * tile's rows of fewer pixels; FMA float tiles' narrow tiles */
-    int tiles_hn;       /* FMA float tiles: narrow tiles of the last column strip, 0: none */
+    /* the last column strip's own tiles, whose tap tables follow the others' (0: none) */
+    int last_pitch;     /* tf32 warpgroup tile: their source pitch, under DIRECT_WGMMA_PITCH */
+    int tiles_hn;       /* FMA float tiles: narrow tiles per phase */
 } direct_params;
 
 /* Tap k of axis a in phase r: returns 0 when it does not land, else its residue and q. */
@@ -370,7 +369,7 @@ __global__ void direct_prepare_weights(const direct_params P, acc_t<T> *prepared
     const int c0 = chunk * P.cc;
     if (threadIdx.x == 0) {
         const bool publish = blockIdx.y == 0 && blockIdx.z == 0; /* for the CTAs of this phase */
-        if (publish && P.last_pitch) { /* the last column strip's tiles (direct_shape_make) */
+        if (publish && (P.last_pitch || P.tiles_hn)) { /* the last column strip's tiles */
             if (direct_is_wgmma(MMA))
                 direct_build_taps<MODE, MMA>(P, rh, rw, TH, DIRECT_TW, P.last_pitch, &t);
             else
@@ -870,8 +869,10 @@ static int direct_shape_make(direct_shape *s, int mode, const tconv_problem *p, 
             s->taps = s->taps < 0 || s->taps == ph.ntaps * pw.ntaps ? ph.ntaps * pw.ntaps : 0;
             const int e = direct_chan_elems(&ph, &pw, Tile::th, DIRECT_TW, Tile::mma, DIRECT_WGMMA_PITCH);
             if (e > chan) chan = e;
-            const int en = direct_chan_elems(&ph, &pw, DIRECT_NARROW_ROWS * Tile::th, DIRECT_RPX, Tile::mma, 0);
-            if (en > chan_narrow) chan_narrow = en;
+            if (Tile::mma == DIRECT_FMA) {
+                const int en = direct_chan_elems(&ph, &pw, DIRECT_NARROW_ROWS * Tile::th, DIRECT_RPX, Tile::mma, 0);
+                if (en > chan_narrow) chan_narrow = en;
+            }
             if (ph.ntaps * pw.ntaps * Tile::tco * Tile::pieces > wts) wts = ph.ntaps * pw.ntaps * Tile::tco * Tile::pieces;
         }
     }
@@ -897,9 +898,7 @@ static int direct_shape_make(direct_shape *s, int mode, const tconv_problem *p, 
     const int wgmma_pitch = (last_cols + wspan + 7) / 8 * 8;
     const bool narrow = Tile::mma == DIRECT_FMA && elem == 4 && last_cols <= DIRECT_RPX &&
                         Tile::stages * (size_t)(direct_round4(cc * chan_narrow) + cc * wts) * elem <= Tile::stage_bytes;
-    P->last_pitch = Tile::mma == DIRECT_WGMMA_TF32 && wgmma_pitch < DIRECT_WGMMA_PITCH ? wgmma_pitch
-                    : narrow                                                       ? (DIRECT_RPX + wspan) | 1
-                                                                                   : 0;
+    P->last_pitch = Tile::mma == DIRECT_WGMMA_TF32 && wgmma_pitch < DIRECT_WGMMA_PITCH ? wgmma_pitch : 0;
     P->tiles_hn = narrow ? (max_count_h + DIRECT_NARROW_ROWS * Tile::th - 1) / (DIRECT_NARROW_ROWS * Tile::th) : 0;
     if (narrow && chan_narrow > chan) chan = chan_narrow;
     P->stage = direct_round4(direct_round4(cc * chan) + cc * wts);
@@ -918,7 +917,8 @@ static int direct_shape_make(direct_shape *s, int mode, const tconv_problem *p, 
     if (grid_x > INT32_MAX || (int64_t)P->groups * P->co_tiles > 65535 || p->n > 65535 || P->nchunks > 65535)
         return 0;
     /* the tap tables, then (3xFP16) the weights' largest magnitude, each in 256-byte units */
-    s->taps_bytes = ((size_t)P->phases_h * P->phases_w * (P->last_pitch ? 2 : 1) * sizeof(direct_taps) + 255) / 256 * 256;
+    const size_t tap_sets = P->last_pitch || P->tiles_hn ? 2 : 1; /* the last strip's own */
+    s->taps_bytes = ((size_t)P->phases_h * P->phases_w * tap_sets * sizeof(direct_taps) + 255) / 256 * 256;
     s->wmax_offset = s->taps_bytes;
     if (Tile::mma == DIRECT_WGMMA_3XFP16) s->taps_bytes += 256;
     s->workspace_bytes = s->taps_bytes +
@@ -986,17 +986,17 @@ template <int MODE, typename Tile> struct direct_launch {
             <<<prep, 256, 0, a->stream>>>(s.P, (acc_t<T> *)s.P.prepared, (direct_taps *)a->workspace);
         const unsigned phases = (unsigned)(s.P.phases_h * s.P.phases_w);
         const unsigned grid_y = (unsigned)(s.P.groups * s.P.co_tiles), grid_z = (unsigned)a->p->n;
+        direct_params rest = s.P; /* the other tiles: every strip, or those before the narrow ones */
         if (s.P.tiles_hn && narrow) {
             cudaError_t err = cudaFuncSetAttribute(narrow, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)s.smem_bytes);
             if (err != cudaSuccess) return err;
             narrow<<<dim3(phases * (unsigned)s.P.tiles_hn, grid_y, grid_z), 32 * Tile::nwarps, s.smem_bytes, a->stream>>>(s.P);
-            --s.P.tiles_w; /* the other tiles' kernel: the strips before */
-            if (s.P.tiles_w == 0) return cudaGetLastError();
+            if (--rest.tiles_w == 0) return cudaGetLastError();
         }
         cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)s.smem_bytes);
         if (err != cudaSuccess) return err;
-        const dim3 grid(phases * (unsigned)(s.P.tiles_h * s.P.tiles_w), grid_y, grid_z);
-        kernel<<<grid, 32 * Tile::nwarps, s.smem_bytes, a->stream>>>(s.P);
+        const dim3 grid(phases * (unsigned)(rest.tiles_h * rest.tiles_w), grid_y, grid_z);
+        kernel<<<grid, 32 * Tile::nwarps, s.smem_bytes, a->stream>>>(rest);
         return cudaGetLastError();
     }
 };
