@@ -3,7 +3,8 @@
 # interleaved rounds (A, B, ..., A, B, ...: the card's state drifts by a few per cent between
 # calls, so figures are compared only within one run).  Each tree (a directory with this
 # Makefile, src/, include/, dev/) is built for this card only (sm_90a on 9.0 devices), all at
-# once.
+# once.  A tree of another revision: `git archive REV Makefile src include tests dev scripts |
+# tar -x -C DIR`.
 #
 #   dev/cuda/ab.sh [-n ROUNDS] [-p PROBLEM] [-t] TREE_A TREE_B... -- VARIANT...
 #
