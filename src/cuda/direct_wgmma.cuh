@@ -4,10 +4,11 @@
  *
  * One CTA of three warpgroups computes 64 destination channels x 12 rows x tw pixels of one
  * phase; warpgroup w owns rows 4w .. 4w + 3 (12 rows, not 8: what a CTA costs besides its
- * stages, from its tables to its epilogue, is spread over 1.5 times the pixels).  The phases, residue planes, tap tables and
- * tile tables are the engine's; what differs is where the operands sit.  A stage holds 8
- * reduction channels (the k of one wgmma) in two K-major operands without swizzle, made of
- * core matrices of 8 rows x 16 bytes (128 contiguous bytes):
+ * stages, from its tables to its epilogue, is spread over 1.5 times the pixels).  The
+ * phases, residue planes, tap tables and tile tables are the engine's; what differs is
+ * where the operands sit.  A stage holds 8 reduction channels (the k of one wgmma) in two
+ * K-major operands without swizzle, made of core matrices of 8 rows x 16 bytes (128
+ * contiguous bytes):
  *
  *   B, the source halo tile:  [c / 4][pixel of the tile][c % 4]  (rows: pixels)
  *   A, the stage's weights:   [tap][c / 4][o][c % 4]             (rows: destination channels)
