@@ -111,6 +111,7 @@ typedef struct direct_params {
     /* the last column strip's own tiles, whose tap tables follow the others' (0: none) */
     int last_pitch;     /* tf32 warpgroup tile: their source pitch, under DIRECT_WGMMA_PITCH */
     int tiles_hn;       /* FMA float tiles: narrow tiles per phase */
+    int pairs;          /* FMA float tiles: source rows of even pitch, windows read 8 bytes at a time */
 } direct_params;
 
 /* Tap k of axis a in phase r: returns 0 when it does not land, else its residue and q. */
@@ -176,19 +177,32 @@ __host__ __device__ inline int64_t direct_weights_offset(const direct_params &P,
 }
 
 /* Row pitch of a source tile of `cols` columns: odd, so that the 32 lanes of a warp (8 rows x
- * 4 column groups of 8) hit 32 banks; the warpgroup tile's rows are `wpitch` pixels, 64 (its
- * tile width is chosen to fill them) or fewer in the last column strip (see
+ * 4 column groups of 8) hit 32 banks with 4-byte loads; with `pairs` (FMA float tiles whose
+ * tap groups all start at even columns, see direct_pairs) 2 mod 4, so that they hit 16 bank
+ * pairs per half warp with 8-byte loads.  The warpgroup tile's rows are `wpitch` pixels, 64
+ * (its tile width is chosen to fill them) or fewer in the last column strip (see
  * direct_shape_make). */
-__host__ __device__ inline int direct_pitch(int cols, int mma, int wpitch) { return direct_is_wgmma(mma) ? wpitch : cols | 1; }
+__host__ __device__ inline int direct_pitch(int cols, int mma, int wpitch, int pairs)
+{
+    return direct_is_wgmma(mma) ? wpitch : pairs ? cols + ((2 - cols % 4) & 3) : cols | 1;
+}
+
+/* Whether FMA tiles of `elem`-byte elements read their windows 8 bytes at a time: a kernel 3
+ * wide at stride and dilation 1 makes every tap group 3 taps from column 0 of the tile's
+ * rows (the 3-tap path of direct_fma), in both passes. */
+__host__ __device__ inline int direct_pairs(const direct_axis *aw, int mma, int elem)
+{
+    return mma == DIRECT_FMA && elem == 4 && aw->kernel == 3 && aw->stride == 1 && aw->dilation == 1;
+}
 
 /* Elements of one reduction channel's source tile.  For mma.sync tiles the channel stride
  * is 8 mod 32 banks: the 4 channels of an mma fragment's k then sit in 4 disjoint bank
  * octets.  Warpgroup tiles interleave channels by quads instead (direct_wgmma.cuh). */
 __host__ __device__ inline int direct_chan_elems(const direct_axis_plan *h, const direct_axis_plan *w, int th, int tw,
-                                                 int mma, int wpitch)
+                                                 int mma, int wpitch, int pairs)
 {
     const int planes = direct_popc(h->res) * direct_popc(w->res);
-    const int chan = planes * direct_span(h, th) * direct_pitch(direct_span(w, tw), mma, wpitch);
+    const int chan = planes * direct_span(h, th) * direct_pitch(direct_span(w, tw), mma, wpitch, pairs);
     return (mma == DIRECT_MMA_TF32 || mma == DIRECT_MMA_3XTF32) && chan ? chan + ((8 - chan % 32) + 32) % 32 : chan;
 }
 
@@ -239,10 +253,10 @@ __device__ void direct_build_taps(const direct_params &P, int rh, int rw, int th
     const direct_axis_plan ph = direct_plan_axis(&P.ah, MODE, rh);
     const direct_axis_plan pw = direct_plan_axis(&P.aw, MODE, rw);
     t->rows = direct_span(&ph, th);
-    t->pitch = direct_pitch(direct_span(&pw, tw), MMA, wpitch);
+    t->pitch = direct_pitch(direct_span(&pw, tw), MMA, wpitch, P.pairs);
     t->plane = t->rows * t->pitch;
     t->nres_w = direct_popc(pw.res);
-    t->chan = direct_chan_elems(&ph, &pw, th, tw, MMA, wpitch);
+    t->chan = direct_chan_elems(&ph, &pw, th, tw, MMA, wpitch, P.pairs);
     t->nplanes = direct_popc(ph.res) * t->nres_w;
     t->qmin_h = ph.qmin;
     t->qmin_w = pw.qmin;
@@ -495,8 +509,10 @@ __device__ __forceinline__ void direct_mainloop(const direct_params &P, const di
     cp_async_wait<0>();
 }
 
-/* FMA tiles: each thread owns RCO channels x RPX consecutive pixels of one row. */
-template <typename A, int RCO, int TCO> struct direct_fma {
+/* FMA tiles: each thread owns RCO channels x RPX consecutive pixels of one row.  PAIRS: the
+ * tiles of direct_pairs problems in fp32 mode (every tap group 3 taps from an even column of
+ * rows of even pitch), whose windows are read 8 bytes at a time. */
+template <typename A, int RCO, int TCO, bool PAIRS> struct direct_fma {
     A acc[RCO][DIRECT_RPX];
     const direct_taps *t;
     int tbase, o0;
@@ -511,13 +527,23 @@ template <typename A, int RCO, int TCO> struct direct_fma {
     {
         constexpr int RPX = DIRECT_RPX, TAPS = NTG ? NTG : DIRECT_MAX_GROUP, WIN = RPX + TAPS - 1;
         constexpr int UNROLL = NTG || sizeof(A) != 4 ? 2 : 1;
+        static_assert(!PAIRS || (NTG == 3 && sizeof(A) == 4), "8-byte windows: 3-tap groups of floats");
 #pragma unroll UNROLL
         for (int c = 0; c < cc; ++c, p += chan, wc += wstep) {
             A win[WIN];
+            if constexpr (PAIRS) {
 #pragma unroll
-            for (int j = 0; j < WIN; ++j)
-                if (NTG || j < RPX + nt - 1) win[j] = p[j];
-            if (tf32) {
+                for (int j = 0; j < WIN / 2; ++j) {
+                    const float2 v = ((const float2 *)p)[j];
+                    win[2 * j] = v.x;
+                    win[2 * j + 1] = v.y;
+                }
+            } else {
+#pragma unroll
+                for (int j = 0; j < WIN; ++j)
+                    if (NTG || j < RPX + nt - 1) win[j] = p[j];
+            }
+            if (!PAIRS && tf32) { /* PAIRS tiles run in fp32 mode only */
 #pragma unroll
                 for (int j = 0; j < WIN; ++j) win[j] = operand(win[j], true);
             }
@@ -543,21 +569,29 @@ template <typename A, int RCO, int TCO> struct direct_fma {
             const A *p = src_stage + tbase + t->group_off[gi];
             const int nt = t->group_tap[gi] >> 16, t0 = t->group_tap[gi] & 0xffff;
             const A *wc = w_stage + t0 * TCO + o0;
-            if constexpr (sizeof(A) == 4) {
-                if (nt == 3) {
-                    group<3>(p, wc, nt, chan, wstep);
-                    continue;
+            if constexpr (PAIRS) {
+                /* direct_pairs promises 3 taps from an even column; a plan that broke that
+                 * promise stops the kernel rather than misread its windows */
+                if (nt != 3 || (t->group_off[gi] & 1)) __trap();
+                group<3>(p, wc, nt, chan, wstep);
+            } else {
+                if constexpr (sizeof(A) == 4) {
+                    if (nt == 3) {
+                        group<3>(p, wc, nt, chan, wstep);
+                        continue;
+                    }
                 }
+                group<0>(p, wc, nt, chan, wstep);
             }
-            group<0>(p, wc, nt, chan, wstep);
         }
     }
 };
 
 /* NARROWT: the narrow tiles of a last column strip of at most RPX columns (float tiles; a
  * lane owns a row: DIRECT_NARROW_ROWS x TH rows x RPX columns), a launch of their own
- * (direct_launch), so that the other tiles' kernel is as it would be alone. */
-template <typename T, int MODE, int RCO, int WARPS_CO, int WARPS_PX, bool NARROWT = false>
+ * (direct_launch), so that the other tiles' kernel is as it would be alone.  PAIRS: the
+ * 8-byte windows of direct_fma (P.pairs), kernels of their own for the same reason. */
+template <typename T, int MODE, int RCO, int WARPS_CO, int WARPS_PX, bool NARROWT = false, bool PAIRS = false>
 __global__ void __launch_bounds__(32 * WARPS_CO * WARPS_PX, WARPS_CO * WARPS_PX >= 8 ? 2 : 4)
 direct_kernel(const direct_params P)
 {
@@ -574,7 +608,7 @@ direct_kernel(const direct_params P)
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const int wc = warp % WARPS_CO, wp = warp / WARPS_CO;
     const int tx = lane % 4;
-    direct_fma<A, RCO, TCO> f;
+    direct_fma<A, RCO, TCO, PAIRS> f;
     f.t = &t;
     f.cc = P.cc;
     f.tf32 = P.tf32;
@@ -830,7 +864,7 @@ typedef struct direct_shape {
 /* Fills s for tile Tile and arithmetic elements of `elem` bytes.  Returns 1 when the
  * engine can run it (taps, strides, shared memory, grid limits). */
 template <typename Tile>
-static int direct_shape_make(direct_shape *s, int mode, const tconv_problem *p, size_t elem)
+static int direct_shape_make(direct_shape *s, int mode, const tconv_problem *p, size_t elem, int tf32)
 {
     direct_params *P = &s->P;
     const int fwd = mode == DIRECT_FORWARD;
@@ -855,6 +889,8 @@ static int direct_shape_make(direct_shape *s, int mode, const tconv_problem *p, 
     P->phases_h = fwd ? ah.stride : 1;
     P->phases_w = fwd ? aw.stride : 1;
 
+    P->tf32 = tf32;
+    P->pairs = !tf32 && direct_pairs(&aw, Tile::mma, (int)elem); /* their kernels do not round */
     /* the largest stage over all phases decides the shared memory */
     int chan = 0, chan_narrow = 0, wts = 0, max_count_h = 0, max_count_w = 0, wspan = 0;
     s->taps = -1;
@@ -867,10 +903,10 @@ static int direct_shape_make(direct_shape *s, int mode, const tconv_problem *p, 
             if (pw.ntaps && pw.qmax - pw.qmin > wspan) wspan = pw.qmax - pw.qmin;
             if (ph.ntaps * pw.ntaps > DIRECT_MAX_TAPS) return 0;
             s->taps = s->taps < 0 || s->taps == ph.ntaps * pw.ntaps ? ph.ntaps * pw.ntaps : 0;
-            const int e = direct_chan_elems(&ph, &pw, Tile::th, DIRECT_TW, Tile::mma, DIRECT_WGMMA_PITCH);
+            const int e = direct_chan_elems(&ph, &pw, Tile::th, DIRECT_TW, Tile::mma, DIRECT_WGMMA_PITCH, P->pairs);
             if (e > chan) chan = e;
             if (Tile::mma == DIRECT_FMA) {
-                const int en = direct_chan_elems(&ph, &pw, DIRECT_NARROW_ROWS * Tile::th, DIRECT_RPX, Tile::mma, 0);
+                const int en = direct_chan_elems(&ph, &pw, DIRECT_NARROW_ROWS * Tile::th, DIRECT_RPX, Tile::mma, 0, P->pairs);
                 if (en > chan_narrow) chan_narrow = en;
             }
             if (ph.ntaps * pw.ntaps * Tile::tco * Tile::pieces > wts) wts = ph.ntaps * pw.ntaps * Tile::tco * Tile::pieces;
@@ -926,12 +962,23 @@ static int direct_shape_make(direct_shape *s, int mode, const tconv_problem *p, 
     return 1;
 }
 
+static inline size_t direct_elem(const tconv_config *config)
+{
+    return config->dtype == TCONV_FLOAT64 ? sizeof(double) : sizeof(float);
+}
+
+/* float32 in tf32 mode: both operands rounded to nearest TF32 */
+static inline int direct_tf32(const tconv_config *config)
+{
+    return config->dtype == TCONV_FLOAT32 && config->precision == TCONV_PRECISION_TF32;
+}
+
 template <int MODE, typename Tile> struct direct_launch {
     const tconv_args *a;
     template <typename T> cudaError_t operator()() const
     {
         direct_shape s;
-        if (!direct_shape_make<Tile>(&s, MODE, a->p, sizeof(acc_t<T>))) return cudaErrorInvalidValue;
+        if (!direct_shape_make<Tile>(&s, MODE, a->p, sizeof(acc_t<T>), direct_tf32(a->config))) return cudaErrorInvalidValue;
         /* combinations direct_can_implement refuses are not even instantiated; the MMA
          * kernel has a fully unrolled form for the common 9 taps per phase (3x3, stride 1) */
         if constexpr (Tile::mma != DIRECT_FMA && !std::is_same<T, float>::value) {
@@ -956,9 +1003,13 @@ template <int MODE, typename Tile> struct direct_launch {
         } else if constexpr (sizeof(acc_t<T>) == 8 && Tile::rco * DIRECT_RPX > 32) {
             return cudaErrorInvalidValue;
         } else {
-            if constexpr (sizeof(acc_t<T>) == 4)
+            if constexpr (sizeof(acc_t<T>) == 4) {
+                if (s.P.pairs)
+                    return launch<T>(s, direct_kernel<T, MODE, Tile::rco, Tile::warps_co, Tile::warps_px, false, true>,
+                                     direct_kernel<T, MODE, Tile::rco, Tile::warps_co, Tile::warps_px, true, true>);
                 return launch<T>(s, direct_kernel<T, MODE, Tile::rco, Tile::warps_co, Tile::warps_px>,
                                  direct_kernel<T, MODE, Tile::rco, Tile::warps_co, Tile::warps_px, true>);
+            }
             return launch<T>(s, direct_kernel<T, MODE, Tile::rco, Tile::warps_co, Tile::warps_px>);
         }
     }
@@ -976,7 +1027,6 @@ template <int MODE, typename Tile> struct direct_launch {
         s.P.dst = fwd ? a->y : a->grad_x;
         s.P.taps = (const direct_taps *)a->workspace;
         s.P.prepared = (const char *)a->workspace + s.taps_bytes;
-        s.P.tf32 = a->config->dtype == TCONV_FLOAT32 && a->config->precision == TCONV_PRECISION_TF32;
         /* a chunk's weights over as many CTAs of 256 threads as they need */
         const int need = (s.P.wchunk / Tile::pieces + 255) / 256, cap = 65535 / s.P.nchunks;
         const int parts = need < 1 ? 1 : need < cap ? need : cap;
@@ -1001,11 +1051,6 @@ template <int MODE, typename Tile> struct direct_launch {
     }
 };
 
-static inline size_t direct_elem(const tconv_config *config)
-{
-    return config->dtype == TCONV_FLOAT64 ? sizeof(double) : sizeof(float);
-}
-
 /* can_implement of a variant: `min_co` keeps wide tiles away from few channels, where
  * most of their lanes would idle; wide FMA tiles hold too many float64 accumulators;
  * tensor-core tiles take float32 only, TF32 tiles in tf32 mode, 3xTF32 tiles in fp32 mode;
@@ -1021,7 +1066,7 @@ static int direct_can_implement(const tconv_problem *p, const tconv_config *conf
     if (Tile::mma != DIRECT_FMA && (config->precision == TCONV_PRECISION_TF32) != tf32_tile) return 0;
     if (config->dtype == TCONV_FLOAT64 && Tile::rco * DIRECT_RPX > 32) return 0;
     direct_shape s;
-    if (!direct_shape_make<Tile>(&s, MODE, p, direct_elem(config))) return 0;
+    if (!direct_shape_make<Tile>(&s, MODE, p, direct_elem(config), direct_tf32(config))) return 0;
     if (direct_is_wgmma(Tile::mma) && s.taps != 9 && s.taps != 4) return 0;
     /* what this device lends a CTA (sm_80: 163 KB; the 3xTF32 budget leaves the table and
      * the tap tables little room there) */
@@ -1037,7 +1082,7 @@ static int direct_can_implement(const tconv_problem *p, const tconv_config *conf
 template <int MODE, typename Tile> static size_t direct_workspace(const tconv_problem *p, const tconv_config *config)
 {
     direct_shape s;
-    return direct_shape_make<Tile>(&s, MODE, p, direct_elem(config)) ? s.workspace_bytes : 0;
+    return direct_shape_make<Tile>(&s, MODE, p, direct_elem(config), direct_tf32(config)) ? s.workspace_bytes : 0;
 }
 
 template <int MODE, typename Tile> static cudaError_t direct_run(const tconv_args *a)
