@@ -527,11 +527,11 @@ template <typename A, int RCO, int TCO, bool PAIRS> struct direct_fma {
     {
         constexpr int RPX = DIRECT_RPX, TAPS = NTG ? NTG : DIRECT_MAX_GROUP, WIN = RPX + TAPS - 1;
         constexpr int UNROLL = NTG || sizeof(A) != 4 ? 2 : 1;
-        static_assert(!PAIRS || (NTG == 3 && sizeof(A) == 4), "8-byte windows: 3-tap groups of floats");
+        static_assert(!PAIRS || sizeof(A) == 4, "8-byte windows: float tiles");
 #pragma unroll UNROLL
         for (int c = 0; c < cc; ++c, p += chan, wc += wstep) {
             A win[WIN];
-            if constexpr (PAIRS) {
+            if constexpr (PAIRS && NTG == 3) {
 #pragma unroll
                 for (int j = 0; j < WIN / 2; ++j) {
                     const float2 v = ((const float2 *)p)[j];
@@ -569,20 +569,15 @@ template <typename A, int RCO, int TCO, bool PAIRS> struct direct_fma {
             const A *p = src_stage + tbase + t->group_off[gi];
             const int nt = t->group_tap[gi] >> 16, t0 = t->group_tap[gi] & 0xffff;
             const A *wc = w_stage + t0 * TCO + o0;
-            if constexpr (PAIRS) {
-                /* direct_pairs promises 3 taps from an even column; a plan that broke that
-                 * promise stops the kernel rather than misread its windows */
-                if (nt != 3 || (t->group_off[gi] & 1)) __trap();
-                group<3>(p, wc, nt, chan, wstep);
-            } else {
-                if constexpr (sizeof(A) == 4) {
-                    if (nt == 3) {
-                        group<3>(p, wc, nt, chan, wstep);
-                        continue;
-                    }
+            if constexpr (sizeof(A) == 4) {
+                /* PAIRS: 8-byte windows from an even column only; direct_pairs promises that
+                 * every group is one, any other would take the general path */
+                if (nt == 3 && (!PAIRS || !(t->group_off[gi] & 1))) {
+                    group<3>(p, wc, nt, chan, wstep);
+                    continue;
                 }
-                group<0>(p, wc, nt, chan, wstep);
             }
+            group<0>(p, wc, nt, chan, wstep);
         }
     }
 };
