@@ -168,11 +168,14 @@ __device__ __forceinline__ void gwu_stage_gy(const gwu_params &p, float *gs, con
                                              unsigned tid)
 {
     constexpr int NW = NT / 32, M = GWU_PX / V, H = 4 / V, ROWS = CO / NW; /* rows per warp */
+    /* the tap rows unrolled, so that what they share is computed once, where that does not
+     * spill (4-byte copies: 3 times as many) */
+    constexpr int KH_UNROLL = V == 1 ? 1 : GWU_KH;
     const int warp = tid / 32, lane = tid % 32;
     const int c0 = c.seg * GWU_PX - p.padding_w; /* grad_y column of staged column 0 */
     const int64_t plane = (int64_t)p.h_out * p.w_out;
     const float *g_unit = p.grad_y + (c.n * p.c_out + (int64_t)t.grp * p.cog + t.co0 + warp) * plane + c0;
-#pragma unroll 1
+#pragma unroll KH_UNROLL
     for (int kh = 0; kh < GWU_KH; ++kh) {
         const int oh = c.ih - p.padding_h + (t.kh0 + kh) * p.dilation_h;
         const bool kh_ok = t.kh0 + kh < p.kernel_h && oh >= 0 && oh < p.h_out;
