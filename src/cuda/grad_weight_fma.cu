@@ -21,7 +21,7 @@
  * quads, one wavefront (lanes of equal li share an address); a grad_y LDS.128 reads 4 rows
  * (lc), also disjoint.
  *
- * Accuracy: the 36 register sums hold at most eight units (512 products each) and are then
+ * Accuracy: the 36 register sums hold at most sixteen units (1,024 products each) and are then
  * added into 36 outer float sums in shared memory (sum e of thread T at e*256 + T: no bank
  * conflicts); the slices are added in double (grad_weight_units.cuh).
  *
@@ -41,7 +41,7 @@
 #define GWF_STAGES 2
 #define GWF_SUMS (4 * GWU_KH * GWU_KW) /* sums per thread */
 #define GWF_SMEM_BYTES ((GWF_STAGES * GWF_STAGE_FLOATS + GWF_SUMS * GWF_THREADS) * (int)sizeof(float))
-#define GWF_FLUSH 8 /* units per inner sum */
+#define GWF_FLUSH 16 /* units per inner sum */
 
 /* This thread's share of a unit's x copies, the same for every unit (computed once per
  * CTA): rows row + (GWF_THREADS / R)*k (k < GWU_CI * R / GWF_THREADS) at column col, where
