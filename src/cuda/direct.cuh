@@ -233,7 +233,8 @@ template <typename T> __device__ __forceinline__ void stage_elem(acc_t<T> *s, co
 template <> __device__ __forceinline__ void stage_elem<float>(float *s, const float *g, bool valid) { cp_async(s, g, valid); }
 template <> __device__ __forceinline__ void stage_elem<double>(double *s, const double *g, bool valid) { cp_async(s, g, valid); }
 
-/* The per-CTA tap tables, built once by thread 0. */
+/* The tap tables of a phase, built once per call (direct_prepare_weights) and copied into each
+ * CTA's shared memory. */
 struct direct_taps {
     int ngroups, ntaps;
     int rows, pitch, plane, chan;    /* source tile geometry, in elements */
@@ -246,6 +247,12 @@ struct direct_taps {
     int tap_k[DIRECT_MAX_TAPS];      /* kh*kW + kw of each tap slot */
     int tap_off[DIRECT_MAX_TAPS];    /* offset of each tap slot in a channel's tile */
 };
+
+/* Copies a tap table, as ints, by the CTA's first `n` threads. */
+__device__ __forceinline__ void direct_copy_taps(direct_taps *dst, const direct_taps *src, int n)
+{
+    for (int i = threadIdx.x; i < (int)(sizeof(direct_taps) / sizeof(int)); i += n) ((int *)dst)[i] = ((const int *)src)[i];
+}
 
 template <int MODE, int MMA>
 __device__ void direct_build_taps(const direct_params &P, int rh, int rw, int th, int tw, int wpitch, direct_taps *t)
@@ -372,28 +379,29 @@ __device__ __forceinline__ void direct_stage(const direct_params &P, const direc
  * big = tf32(w) and small = tf32(w - big), for 3xFP16 scaled and split into FP16 hi and lo;
  * and the tap table of each phase.
  * Grid: (phases, chunks * parts, groups * co_tiles): `parts` CTAs share a chunk's weights, so
- * that each thread converts about one (the call waits for this kernel). */
+ * that each thread converts about one (the call waits for this kernel).  A table is built by
+ * one thread (the last column strip's by another warp's, at the same time) and published by
+ * all of them. */
 template <typename T, int MODE, int TCO, int TH, int MMA>
 __global__ void direct_prepare_weights(const direct_params P, acc_t<T> *prepared, direct_taps *taps)
 {
-    __shared__ direct_taps t;
+    __shared__ direct_taps t, tl; /* this phase's tables; its last column strip's */
     const int rh = blockIdx.x / P.phases_w, rw = blockIdx.x % P.phases_w;
     const int g = blockIdx.z / P.co_tiles, obase = blockIdx.z % P.co_tiles * TCO;
     const int parts = gridDim.y / P.nchunks, chunk = blockIdx.y / parts, part = blockIdx.y % parts;
     const int c0 = chunk * P.cc;
-    if (threadIdx.x == 0) {
-        const bool publish = blockIdx.y == 0 && blockIdx.z == 0; /* for the CTAs of this phase */
-        if (publish && (P.last_pitch || P.tiles_hn)) { /* the last column strip's tiles */
-            if (direct_is_wgmma(MMA))
-                direct_build_taps<MODE, MMA>(P, rh, rw, TH, DIRECT_TW, P.last_pitch, &t);
-            else
-                direct_build_taps<MODE, MMA>(P, rh, rw, DIRECT_NARROW_ROWS * TH, DIRECT_RPX, 0, &t);
-            taps[gridDim.x + blockIdx.x] = t;
-        }
-        direct_build_taps<MODE, MMA>(P, rh, rw, TH, DIRECT_TW, DIRECT_WGMMA_PITCH, &t);
-        if (publish) taps[blockIdx.x] = t;
+    const bool publish = blockIdx.y == 0 && blockIdx.z == 0; /* for the CTAs of this phase */
+    const bool last = publish && (P.last_pitch || P.tiles_hn);
+    if (threadIdx.x == 0) direct_build_taps<MODE, MMA>(P, rh, rw, TH, DIRECT_TW, DIRECT_WGMMA_PITCH, &t);
+    if (last && threadIdx.x == 32) {
+        if (direct_is_wgmma(MMA))
+            direct_build_taps<MODE, MMA>(P, rh, rw, TH, DIRECT_TW, P.last_pitch, &tl);
+        else
+            direct_build_taps<MODE, MMA>(P, rh, rw, DIRECT_NARROW_ROWS * TH, DIRECT_RPX, 0, &tl);
     }
     __syncthreads();
+    if (publish) direct_copy_taps(taps + blockIdx.x, &t, blockDim.x);
+    if (last) direct_copy_taps(taps + gridDim.x + blockIdx.x, &tl, blockDim.x);
     const T *weight = (const T *)P.weight + (int64_t)g * P.w_group;
     acc_t<T> *out = prepared + direct_weights_offset(P, blockIdx.x, g, obase / TCO, chunk);
     const float wscale = MMA == DIRECT_WGMMA_3XFP16 ? pow2f(fp16_exponent(*P.wmax, DIRECT_FP16_W_TOP, 0)) : 1.f;
@@ -464,8 +472,7 @@ template <int MODE, int NTHREADS>
 __device__ __forceinline__ void direct_block_tables(const direct_params &P, const direct_block &b, direct_taps &t,
                                                     int *table, bool last = false)
 {
-    const int *from = (const int *)(P.taps + (last ? P.phases_h * P.phases_w : 0) + b.phase);
-    for (int i = threadIdx.x; i < (int)(sizeof(direct_taps) / sizeof(int)); i += NTHREADS) ((int *)&t)[i] = from[i];
+    direct_copy_taps(&t, P.taps + (last ? P.phases_h * P.phases_w : 0) + b.phase, NTHREADS);
     __syncthreads();
     direct_tile_table<MODE, NTHREADS>(P, t, b.i0, b.j0, table);
     __syncthreads();
