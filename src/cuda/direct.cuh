@@ -114,6 +114,9 @@ typedef struct direct_params {
     int pairs;          /* FMA float tiles: source rows of even pitch, windows read 8 bytes at a time */
 } direct_params;
 
+/* Whether the last column strip's tiles have tap tables of their own (after the others'). */
+__host__ __device__ inline bool direct_last_tables(const direct_params &P) { return P.last_pitch || P.tiles_hn; }
+
 /* Tap k of axis a in phase r: returns 0 when it does not land, else its residue and q. */
 __host__ __device__ inline int direct_tap(const direct_axis *a, int mode, int r, int k, int *res, int *q)
 {
@@ -391,7 +394,7 @@ __global__ void direct_prepare_weights(const direct_params P, acc_t<T> *prepared
     const int parts = gridDim.y / P.nchunks, chunk = blockIdx.y / parts, part = blockIdx.y % parts;
     const int c0 = chunk * P.cc;
     const bool publish = blockIdx.y == 0 && blockIdx.z == 0; /* for the CTAs of this phase */
-    const bool last = publish && (P.last_pitch || P.tiles_hn);
+    const bool last = publish && direct_last_tables(P);
     if (threadIdx.x == 0) direct_build_taps<MODE, MMA>(P, rh, rw, TH, DIRECT_TW, DIRECT_WGMMA_PITCH, &t);
     if (last && threadIdx.x == 32) {
         if (direct_is_wgmma(MMA))
@@ -955,7 +958,7 @@ static int direct_shape_make(direct_shape *s, int mode, const tconv_problem *p, 
     if (grid_x > INT32_MAX || (int64_t)P->groups * P->co_tiles > 65535 || p->n > 65535 || P->nchunks > 65535)
         return 0;
     /* the tap tables, then (3xFP16) the weights' largest magnitude, each in 256-byte units */
-    const size_t tap_sets = P->last_pitch || P->tiles_hn ? 2 : 1; /* the last strip's own */
+    const size_t tap_sets = direct_last_tables(*P) ? 2 : 1;
     s->taps_bytes = ((size_t)P->phases_h * P->phases_w * tap_sets * sizeof(direct_taps) + 255) / 256 * 256;
     s->wmax_offset = s->taps_bytes;
     if (Tile::mma == DIRECT_WGMMA_3XFP16) s->taps_bytes += 256;
