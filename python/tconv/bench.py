@@ -26,13 +26,16 @@ Data: x ~ U(0, 1) as the seed draws it, grad_y ~ N(0, 1), weight and bias as
 nn.ConvTranspose2d initialises them, all from fixed seeds.
 
 Results go to DIR/<date>-<card>[-quick].json, .md and .png (speedup per shape and pass,
-both modes); a short table is printed last.  Progress goes to stderr.
+both modes); a short table is printed last.  Progress goes to stderr.  The results name the
+git commit of the sources; where the tree carries no git metadata of its own (a copy or an
+archive of one), set TCONV_GIT_COMMIT to the commit it was made from.
 """
 import argparse
 import datetime
 import fnmatch
 import importlib.util
 import json
+import os
 import platform
 import re
 import shutil
@@ -436,8 +439,11 @@ def driver_version():
 
 def environment(device):
     cuda = device.type == "cuda"
-    commit = git("rev-parse", "HEAD")
-    dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    commit = os.environ.get("TCONV_GIT_COMMIT")
+    dirty = False
+    if not commit:
+        commit = git("rev-parse", "HEAD")
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
     return {
         "card": torch.cuda.get_device_name(device) if cuda else "CPU",
         "date": datetime.date.today().isoformat(),

@@ -21,7 +21,7 @@
  *
  * Accuracy and determinism: a unit's products are summed in short inner sums (registers or
  * tensor-core accumulators) that are added into outer float sums every unit (MMA in fp32
- * mode), 4 units (MMA in tf32 mode) or 8 units (FMA); each slice's outer sums go to the
+ * mode), 4 units (MMA in tf32 mode) or 16 units (FMA); each slice's outer sums go to the
  * workspace with plain stores, and grad_weight_slices.cuh adds the slices in a fixed order
  * in double.  No atomics: bitwise deterministic.
  */
