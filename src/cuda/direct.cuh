@@ -520,8 +520,8 @@ __device__ __forceinline__ void direct_mainloop(const direct_params &P, const di
 }
 
 /* FMA tiles: each thread owns RCO channels x RPX consecutive pixels of one row.  PAIRS: the
- * tiles of direct_pairs problems in fp32 mode (every tap group 3 taps from an even column of
- * rows of even pitch), whose windows are read 8 bytes at a time. */
+ * float tiles of direct_pairs problems outside tf32 mode (every tap group 3 taps from an even
+ * column of rows of even pitch), whose windows are read 8 bytes at a time. */
 template <typename A, int RCO, int TCO, bool PAIRS> struct direct_fma {
     A acc[RCO][DIRECT_RPX];
     const direct_taps *t;
@@ -553,7 +553,7 @@ template <typename A, int RCO, int TCO, bool PAIRS> struct direct_fma {
                 for (int j = 0; j < WIN; ++j)
                     if (NTG || j < RPX + nt - 1) win[j] = p[j];
             }
-            if (!PAIRS && tf32) { /* PAIRS tiles run in fp32 mode only */
+            if (!PAIRS && tf32) { /* PAIRS tiles never run in tf32 mode (direct_shape_make) */
 #pragma unroll
                 for (int j = 0; j < WIN; ++j) win[j] = operand(win[j], true);
             }
