@@ -18,6 +18,16 @@ template <typename T> struct acc_type { typedef float type; };
 template <> struct acc_type<double> { typedef double type; };
 template <typename T> using acc_t = typename acc_type<T>::type;
 
+/* Bytes of acc_t for a dtype (host side). */
+static inline size_t acc_bytes(tconv_dtype dtype) { return dtype == TCONV_FLOAT64 ? sizeof(double) : sizeof(float); }
+
+/* Whether both operands are rounded to nearest TF32: float32 in tf32 mode (other dtypes
+ * ignore the precision mode). */
+static inline bool tf32_mode(const tconv_config *config)
+{
+    return config->dtype == TCONV_FLOAT32 && config->precision == TCONV_PRECISION_TF32;
+}
+
 __device__ __forceinline__ float to_acc(float v) { return v; }
 __device__ __forceinline__ double to_acc(double v) { return v; }
 __device__ __forceinline__ float to_acc(__half v) { return __half2float(v); }

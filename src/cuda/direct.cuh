@@ -967,23 +967,12 @@ static int direct_shape_make(direct_shape *s, int mode, const tconv_problem *p, 
     return 1;
 }
 
-static inline size_t direct_elem(const tconv_config *config)
-{
-    return config->dtype == TCONV_FLOAT64 ? sizeof(double) : sizeof(float);
-}
-
-/* float32 in tf32 mode: both operands rounded to nearest TF32 */
-static inline int direct_tf32(const tconv_config *config)
-{
-    return config->dtype == TCONV_FLOAT32 && config->precision == TCONV_PRECISION_TF32;
-}
-
 template <int MODE, typename Tile> struct direct_launch {
     const tconv_args *a;
     template <typename T> cudaError_t operator()() const
     {
         direct_shape s;
-        if (!direct_shape_make<Tile>(&s, MODE, a->p, sizeof(acc_t<T>), direct_tf32(a->config))) return cudaErrorInvalidValue;
+        if (!direct_shape_make<Tile>(&s, MODE, a->p, sizeof(acc_t<T>), tf32_mode(a->config))) return cudaErrorInvalidValue;
         /* combinations direct_can_implement refuses are not even instantiated; the MMA
          * kernel has a fully unrolled form for the common 9 taps per phase (3x3, stride 1) */
         if constexpr (Tile::mma != DIRECT_FMA && !std::is_same<T, float>::value) {
@@ -1071,7 +1060,7 @@ static int direct_can_implement(const tconv_problem *p, const tconv_config *conf
     if (Tile::mma != DIRECT_FMA && (config->precision == TCONV_PRECISION_TF32) != tf32_tile) return 0;
     if (config->dtype == TCONV_FLOAT64 && Tile::rco * DIRECT_RPX > 32) return 0;
     direct_shape s;
-    if (!direct_shape_make<Tile>(&s, MODE, p, direct_elem(config), direct_tf32(config))) return 0;
+    if (!direct_shape_make<Tile>(&s, MODE, p, acc_bytes(config->dtype), tf32_mode(config))) return 0;
     if (direct_is_wgmma(Tile::mma) && s.taps != 9 && s.taps != 4) return 0;
     /* what this device lends a CTA (sm_80: 163 KB; the 3xTF32 budget leaves the table and
      * the tap tables little room there) */
@@ -1087,7 +1076,7 @@ static int direct_can_implement(const tconv_problem *p, const tconv_config *conf
 template <int MODE, typename Tile> static size_t direct_workspace(const tconv_problem *p, const tconv_config *config)
 {
     direct_shape s;
-    return direct_shape_make<Tile>(&s, MODE, p, direct_elem(config), direct_tf32(config)) ? s.workspace_bytes : 0;
+    return direct_shape_make<Tile>(&s, MODE, p, acc_bytes(config->dtype), tf32_mode(config)) ? s.workspace_bytes : 0;
 }
 
 template <int MODE, typename Tile> static cudaError_t direct_run(const tconv_args *a)

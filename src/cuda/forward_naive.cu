@@ -49,7 +49,7 @@ struct forward_naive_launch {
     {
         const tconv_problem *p = a->p;
         forward_naive_kernel<T><<<naive_blocks(tconv_y_elems(p)), NAIVE_THREADS, 0, a->stream>>>(
-            *p, naive_tf32(a->config), (const T *)a->x, (const T *)a->weight, (const T *)a->bias,
+            *p, tf32_mode(a->config), (const T *)a->x, (const T *)a->weight, (const T *)a->bias,
             (T *)a->y);
         return cudaGetLastError();
     }

@@ -81,15 +81,10 @@ static int64_t slices_per_channel(const tconv_problem *p)
     return ceil_div64(p->n * p->h_out * p->w_out, SLICE);
 }
 
-static size_t element_size_acc(tconv_dtype dtype)
-{
-    return dtype == TCONV_FLOAT64 ? sizeof(double) : sizeof(float);
-}
-
 /* The partial sums, (C_out, slices) in acc_t. */
 static size_t grad_bias_reduce_workspace_size(const tconv_problem *p, const tconv_config *config)
 {
-    return (size_t)(p->c_out * slices_per_channel(p)) * element_size_acc(config->dtype);
+    return (size_t)(p->c_out * slices_per_channel(p)) * acc_bytes(config->dtype);
 }
 
 static unsigned reduce_blocks(int64_t count)

@@ -45,7 +45,7 @@ struct grad_input_naive_launch {
     {
         const tconv_problem *p = a->p;
         grad_input_naive_kernel<T><<<naive_blocks(tconv_x_elems(p)), NAIVE_THREADS, 0, a->stream>>>(
-            *p, naive_tf32(a->config), (const T *)a->grad_y, (const T *)a->weight, (T *)a->grad_x);
+            *p, tf32_mode(a->config), (const T *)a->grad_y, (const T *)a->weight, (T *)a->grad_x);
         return cudaGetLastError();
     }
 };

@@ -528,7 +528,7 @@ static int gwd_make_plan(const tconv_problem *p, const tconv_config *config, gwd
     q->group_shift = q->pix == 16 ? 2 : (q->pix == 32 ? 3 : 4);
     q->ci_tiles = (int)ci_tiles; q->co_tiles = (int)co_tiles; q->kw_groups = kw_groups;
     q->wci = wci;
-    q->tf32 = config->dtype == TCONV_FLOAT32 && config->precision == TCONV_PRECISION_TF32;
+    q->tf32 = tf32_mode(config);
     q->weight_elems = weight_elems;
     return 1;
 }

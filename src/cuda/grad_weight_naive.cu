@@ -50,7 +50,7 @@ struct grad_weight_naive_launch {
     {
         const tconv_problem *p = a->p;
         grad_weight_naive_kernel<T><<<naive_blocks(tconv_weight_elems(p)), NAIVE_THREADS, 0, a->stream>>>(
-            *p, naive_tf32(a->config), (const T *)a->x, (const T *)a->grad_y, (T *)a->grad_weight);
+            *p, tf32_mode(a->config), (const T *)a->x, (const T *)a->grad_y, (T *)a->grad_weight);
         return cudaGetLastError();
     }
 };

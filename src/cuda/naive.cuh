@@ -42,12 +42,6 @@ static inline unsigned naive_blocks(int64_t total)
 __device__ __forceinline__ int64_t grid_start() { return blockIdx.x * (int64_t)blockDim.x + threadIdx.x; }
 __device__ __forceinline__ int64_t grid_step() { return (int64_t)gridDim.x * blockDim.x; }
 
-/* Multiplying operands of the naive kernels: TF32 rounding applies to float32 data only. */
-static inline bool naive_tf32(const tconv_config *config)
-{
-    return config->dtype == TCONV_FLOAT32 && config->precision == TCONV_PRECISION_TF32;
-}
-
 /* can_implement and workspace_size of the naive variants: every valid problem, no workspace. */
 static inline int naive_can_implement(const tconv_problem *, const tconv_config *) { return 1; }
 static inline size_t naive_workspace_size(const tconv_problem *, const tconv_config *) { return 0; }
