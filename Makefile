@@ -61,6 +61,13 @@ build/test_cuda: tests/c/test_cuda.c tests/c/check.h build/libtconv_cuda.a
 build/time_variants: dev/cuda/time_variants.c build/libtconv_cuda.a
 	$(CC) $(CFLAGS) -I$(CUDA_DIR)/include $< $(CUDA_LINK) -o $@
 
+# the CUDA library's host side on a fake CUDA runtime (tests/c/fake_cuda.c), no GPU needed:
+# which variant, workspace and launches each problem gets (see tests/c/dispatch_trace.c)
+build/dispatch_trace: tests/c/dispatch_trace.c tests/c/fake_cuda.c tests/c/fake_cuda.h tests/c/check.h \
+                      build/libtconv_cuda.a
+	$(CC) $(CFLAGS) -I$(CUDA_DIR)/include tests/c/dispatch_trace.c tests/c/fake_cuda.c build/libtconv_cuda.a \
+	    -lstdc++ -lm -o $@
+
 cuda-check:
 	./scripts/cuda_check.sh
 
