@@ -22,8 +22,8 @@ VPY     := $(VENV)/bin/python
 PYTHON  ?= python3
 
 C_SRC    := src/problem.c $(wildcard src/cpu/*.c)
-CUDA_SRC := $(wildcard src/cuda/*.cu)
-CUDA_HDR := $(wildcard src/cuda/*.h src/cuda/*.cuh)
+CUDA_SRC := $(wildcard src/cuda/*.cu src/cuda/*/*.cu)
+CUDA_HDR := $(wildcard src/cuda/*.h src/cuda/*.cuh src/cuda/*/*.cuh)
 
 .PHONY: all demo test c-test py-test gpu-test bench cuda-check clean venv ext
 

@@ -88,7 +88,7 @@ def make_extension():
     cxx_flags = ["-O2"]
     if use_cuda():
         ext = cpp_extension.CUDAExtension(
-            "tconv._C", binding + sorted(glob.glob("src/cuda/*.cu")),
+            "tconv._C", binding + sorted(glob.glob("src/cuda/**/*.cu", recursive=True)),
             include_dirs=INCLUDE_DIRS,
             define_macros=[("TCONV_WITH_CUDA", "1")],
             extra_compile_args={"cxx": cxx_flags,

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# cuda_check.sh - compile every src/cuda/*.cu and dev/cuda/*.cu (the kernel lab) for sm_80 and
+# cuda_check.sh - compile every src/cuda/**.cu and dev/cuda/*.cu (the kernel lab) for sm_80 and
 # sm_90a with this machine's nvcc and for sm_80 and sm_90 with CUDA 11.8's nvcc (the oldest
 # toolkit tconv supports; it has no sm_90a, so no wgmma), warnings as errors; and the lab's C
 # driver.  Needs no GPU; `make cuda-check` and CI run it.
@@ -82,7 +82,7 @@ compile() {
     mkdir -p "$out"
     echo "== $nvcc: CUDA $version"
     export -f compile_one
-    if ! printf '%s\n' src/cuda/*.cu dev/cuda/*.cu | xargs -P "$(nproc)" -I{} \
+    if ! printf '%s\n' src/cuda/*.cu src/cuda/*/*.cu dev/cuda/*.cu | xargs -P "$(nproc)" -I{} \
             bash -c 'compile_one "$@"' _ {} "$out" "$nvcc" "$@" "${FLAGS[@]}"; then
         failed=1
     fi

@@ -12,6 +12,7 @@
 #include <cuda_runtime.h>
 #include <stdint.h>
 
+#include "cuda/ptx.cuh"
 #include "tconv.h"
 
 template <typename T> struct acc_type { typedef float type; };
@@ -40,16 +41,6 @@ template <> __device__ __forceinline__ __half from_acc<__half>(float v) { return
 template <> __device__ __forceinline__ __nv_bfloat16 from_acc<__nv_bfloat16>(float v)
 {
     return __float2bfloat16_rn(v);
-}
-
-/* v rounded to the nearest TF32 value (10 explicit mantissa bits, ties away from zero):
- * what cuDNN does to both operands under torch's default allow_tf32.  The product of two
- * such values is exact in float32, so an FMA over them is a TF32 tensor-core product. */
-__device__ __forceinline__ float round_tf32(float v)
-{
-    uint32_t r;
-    asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(v));
-    return __uint_as_float(r);
 }
 
 /* The bits of v as an mma.sync TF32 operand rounded to nearest.  The tensor cores read a

@@ -8,8 +8,8 @@
  */
 #include <string.h>
 
+#include "cuda/variant.h"
 #include "problem.h"
-#include "variant.h"
 
 extern const tconv_variant tconv_variant_forward_naive;
 extern const tconv_variant tconv_variant_grad_input_naive;

@@ -9,7 +9,7 @@
  * float32-accurate.  Pass 1 reads grad_y once: it is bound by memory bandwidth (the seed's
  * grad_y is 2.16 GB of float32, about 0.7 ms at 3.1 TB/s).
  */
-#include "naive.cuh"
+#include "cuda/naive/naive.cuh"
 
 enum {
     REDUCE_THREADS = 256,

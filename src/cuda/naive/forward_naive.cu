@@ -3,7 +3,7 @@
  * output element, gathering the taps that reach it.  Every problem, every dtype: the path
  * for whatever the fast forward variants do not take.
  */
-#include "naive.cuh"
+#include "cuda/naive/naive.cuh"
 
 /* x is (N, C_in, H_in, W_in), weight is (C_in, C_out/groups, kH, kW), bias is (C_out) or
  * NULL, y is (N, C_out, H_out, W_out). */

@@ -4,7 +4,7 @@
  * mode, 3xTF32) and "grad_weight_mma_3xfp16_64x32" (fp32 mode, 3xFP16 on m16n8k16, below),
  * and on sm_90a the same TF32 and 3xFP16 work with a warpgroup that only copies
  * ("grad_weight_mma_ws_64x32", "grad_weight_mma_3xfp16_ws_64x32", further below):
- * the unit-tiled split-K GEMM of grad_weight_units.cuh.  The tensor-core roles:
+ * the unit-tiled split-K GEMM of units.cuh.  The tensor-core roles:
  * A (16 x 8) = x[ci][pixel], B (8 x 8) = grad_y[pixel + tap shift][co], one accumulator
  * tile per (ci, co, tap).
  *
@@ -40,7 +40,7 @@
  * of its accumulators, right before the unit's barrier, where it holds every warp: tf32
  * mode flushing every 4 units instead of every unit runs 7.5% faster.
  */
-#include "cuda/grad_weight_units.cuh"
+#include "cuda/grad_weight/units.cuh"
 
 #define GWM_THREADS 256 /* 8 warps: 2 (ci) x 4 (co) */
 #define GWM_TF32_FLUSH 4 /* units per flush of the accumulators in tf32 mode */
@@ -92,7 +92,7 @@ __device__ __forceinline__ void gwm_stage_x(const gwu_params &p, float *st, cons
 #pragma unroll
         for (int e = 0; e < 8; e += V) {
             const bool ok = row_ok && iw0 + xp.px + e < p.w_in;
-            gwu_copy<V>(st + (2 * h + e / 4) * 1024 + 4 * T + e % 4, x_row + 8 * h * x_chan + e, ok);
+            cp_async_zfill<4 * V>(st + (2 * h + e / 4) * 1024 + 4 * T + e % 4, x_row + 8 * h * x_chan + e, ok);
         }
     }
 }
@@ -132,7 +132,7 @@ __device__ __forceinline__ void gwm_prologue(const gwu_params &p, float *smem, g
             gwm_stage<V, KIND, NT>(p, smem + k * GWM_STAGE_FLOATS, cur, tile, tid);
             gwu_advance<BAND>(p, cur);
         }
-        gwu_commit();
+        cp_async_commit();
     }
 }
 
@@ -202,23 +202,6 @@ __device__ __forceinline__ void gwm_load_a(const T *xf, int u, int second, T (&a
         }
 }
 
-/* D = A * B + C on the tensor cores, C = D (acc) or zero (first k-step of a unit). */
-__device__ __forceinline__ void gwm_mma(float (&d)[4], const float4 &a, uint32_t b0, uint32_t b1, bool zero)
-{
-    if (zero)
-        asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 "
-                     "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%10,%10,%10,%10};\n"
-                     : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
-                     : "r"(__float_as_uint(a.x)), "r"(__float_as_uint(a.y)), "r"(__float_as_uint(a.z)),
-                       "r"(__float_as_uint(a.w)), "r"(b0), "r"(b1), "f"(0.f));
-    else
-        asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 "
-                     "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-                     : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-                     : "r"(__float_as_uint(a.x)), "r"(__float_as_uint(a.y)), "r"(__float_as_uint(a.z)),
-                       "r"(__float_as_uint(a.w)), "r"(b0), "r"(b1));
-}
-
 /* 4 floats from shared memory (16-byte aligned) as TF32 mma operands rounded to nearest
  * into big[0..3]; for 3xTF32 split into big and small pieces. */
 template <bool SPLIT> __device__ __forceinline__ void gwm_load4(uint32_t *big, uint32_t *small, const float *s)
@@ -270,10 +253,10 @@ __device__ __forceinline__ void gwm_unit(const float *xa, const float *st, int w
                         /* the first mma of a unit that starts the accumulators */
                         const bool first = FLUSH == 1 && u == 0 && j == 0;
                         if (SPLIT) {
-                            gwm_mma(d, as[m][j], w[e0], w[e1], first);
-                            gwm_mma(d, a[m][j], ws[e0], ws[e1], false);
+                            mma_tf32_m16n8k8(d, as[m][j], w[e0], w[e1], first);
+                            mma_tf32_m16n8k8(d, a[m][j], ws[e0], ws[e1], false);
                         }
-                        gwm_mma(d, a[m][j], w[e0], w[e1], first && !SPLIT);
+                        mma_tf32_m16n8k8(d, a[m][j], w[e0], w[e1], first && !SPLIT);
                     }
         }
     }
@@ -352,22 +335,6 @@ __device__ __forceinline__ void gwm_arrange_fp16(const float *raw, uint32_t *xa,
     }
 }
 
-/* D += A * B on the tensor cores (m16n8k16, FP16 operands, float32 accumulate); C = zero
- * where `zero` (the first k-step of a unit). */
-__device__ __forceinline__ void gwm_mma16(float (&d)[4], const uint4 &a, uint32_t b0, uint32_t b1, bool zero)
-{
-    if (zero)
-        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 "
-                     "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%10,%10,%10,%10};\n"
-                     : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
-                     : "r"(a.x), "r"(a.y), "r"(a.z), "r"(a.w), "r"(b0), "r"(b1), "f"(0.f));
-    else
-        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 "
-                     "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-                     : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-                     : "r"(a.x), "r"(a.y), "r"(a.z), "r"(a.w), "r"(b0), "r"(b1));
-}
-
 /* The half pair (e, e + 1) of a window split into pairs p[i] = (2i, 2i + 1). */
 __device__ __forceinline__ uint32_t gwm_pair(const __half2 *p, int e)
 {
@@ -428,9 +395,9 @@ __device__ __forceinline__ void gwm_unit_fp16(const uint32_t *xa, const int *xe,
                     const uint32_t bl0 = gwm_pair(wl, e0), bl1 = gwm_pair(wl, e1);
 #pragma unroll
                     for (int m = 0; m < 2; ++m) {
-                        gwm_mma16(acc[m][kw], ah[m][j], bh0, bh1, u == 0 && j == 0);
-                        gwm_mma16(acc[m][kw], ah[m][j], bl0, bl1, false);
-                        gwm_mma16(acc[m][kw], al[m][j], bh0, bh1, false);
+                        mma_f16_m16n8k16(acc[m][kw], ah[m][j], bh0, bh1, u == 0 && j == 0);
+                        mma_f16_m16n8k16(acc[m][kw], ah[m][j], bl0, bl1, false);
+                        mma_f16_m16n8k16(acc[m][kw], al[m][j], bh0, bh1, false);
                     }
                 }
         }
@@ -490,7 +457,7 @@ template <int DW, int V, int KIND> __device__ __forceinline__ void grad_weight_b
     float *xa_buf = gwm_smem + GWU_STAGES * GWM_STAGE_FLOATS;
     int *xe_buf = (int *)(xa_buf + 2 * GWM_X_FLOATS); /* 3xFP16: the x rows' exponents */
     for (int k = 0; k < nunits; ++k) {
-        gwu_wait<GWU_STAGES - 2>();
+        cp_async_wait<GWU_STAGES - 2>();
         const float *st = gwm_smem + k % GWU_STAGES * GWM_STAGE_FLOATS;
         /* x buffer k % 2 (and its exponents) was last read for unit k - 2, before the
          * previous barrier */
@@ -505,10 +472,10 @@ template <int DW, int V, int KIND> __device__ __forceinline__ void grad_weight_b
                                             tile, threadIdx.x);
             gwu_advance<0>(p, cur);
         }
-        gwu_commit();
+        cp_async_commit();
         gwm_unit_kind<DW, KIND, FLUSH>(xa, xe, st, warp, lane, acc, outer, k % FLUSH == FLUSH - 1 || k == nunits - 1);
     }
-    gwu_wait<0>();
+    cp_async_wait<0>();
     gwm_store(p, tile, outer, warp % 2, warp / 2, lane / 4, lane % 4);
 }
 
@@ -537,29 +504,6 @@ template <int KIND, bool MMA> __host__ __device__ constexpr int gwm_ws_regs()
 #define GWM_WS_SMEM_BYTES(kind) (GWM_SMEM_BYTES(kind) + 2 * GWU_STAGES * 8)
 
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-__device__ __forceinline__ uint32_t gwm_smem_addr(const void *p) { return (uint32_t)__cvta_generic_to_shared(p); }
-__device__ __forceinline__ void gwm_bar_init(uint64_t *bar, unsigned count)
-{
-    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(gwm_smem_addr(bar)), "r"(count) : "memory");
-}
-/* arrive (release: this thread's earlier shared-memory reads and writes come first) */
-__device__ __forceinline__ void gwm_bar_arrive(uint64_t *bar)
-{
-    asm volatile("{\n.reg .b64 state;\nmbarrier.arrive.shared::cta.b64 state, [%0];\n}\n" ::"r"(gwm_smem_addr(bar))
-                 : "memory");
-}
-/* wait (acquire) until the phase of parity `parity` has completed */
-__device__ __forceinline__ void gwm_bar_wait(uint64_t *bar, unsigned parity)
-{
-    uint32_t ready;
-    do {
-        asm volatile("{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
-                     : "=r"(ready)
-                     : "r"(gwm_smem_addr(bar)), "r"(parity)
-                     : "memory");
-    } while (!ready);
-}
-
 template <int DW, int V, int KIND> __device__ __forceinline__ void grad_weight_ws_body(const gwu_params &p)
 {
     constexpr int S = GWU_STAGES, FLUSH = gwm_flush_units<false>();
@@ -574,48 +518,48 @@ template <int DW, int V, int KIND> __device__ __forceinline__ void grad_weight_w
     float *xa_buf = gwm_smem + S * GWM_STAGE_FLOATS;
     int *xe_buf = (int *)(xa_buf + 2 * GWM_X_FLOATS); /* 3xFP16: the x rows' exponents */
     if (threadIdx.x < S) {
-        gwm_bar_init(full + threadIdx.x, GWM_WS_THREADS - GWM_THREADS);
-        gwm_bar_init(done + threadIdx.x, GWM_THREADS);
+        mbar_init(full + threadIdx.x, GWM_WS_THREADS - GWM_THREADS);
+        mbar_init(done + threadIdx.x, GWM_THREADS);
     }
     __syncthreads();
 
     if (threadIdx.x >= GWM_THREADS) { /* the producers */
-        asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(gwm_ws_regs<KIND, false>()));
+        setmaxnreg_dec<gwm_ws_regs<KIND, false>()>();
         constexpr int NT = GWM_WS_THREADS - GWM_THREADS;
         const unsigned P = threadIdx.x - GWM_THREADS;
         gwm_prologue<V, KIND, NT, BAND>(p, gwm_smem, cur, tile, nunits, P);
         for (int k = 0; k < nunits; ++k) {
-            gwu_wait<S - 2>();
+            cp_async_wait<S - 2>();
             const float *st = gwm_smem + k % S * GWM_STAGE_FLOATS;
-            if (k >= 2) gwm_bar_wait(done + (k - 2) % S, (k - 2) / S % 2);
+            if (k >= 2) mbar_wait(done + (k - 2) % S, (k - 2) / S % 2);
             float *xa = xa_buf + k % 2 * GWM_X_FLOATS;
 #pragma unroll 1 /* one thread's x at a time: unrolled, the producers spilled */
             for (int r = 0; r < GWM_THREADS / NT; ++r)
                 gwm_arrange_kind<KIND>(st, xa, xe_buf + k % 2 * GWU_CI, P + r * NT);
-            gwm_bar_arrive(full + k % S);
+            mbar_arrive(full + k % S);
             if (k + S - 1 < nunits) {
-                if (k >= 1) gwm_bar_wait(done + (k - 1) % S, (k - 1) / S % 2);
+                if (k >= 1) mbar_wait(done + (k - 1) % S, (k - 1) / S % 2);
                 gwm_stage<V, KIND, NT>(p, gwm_smem + (k + S - 1) % S * GWM_STAGE_FLOATS, cur, tile, P);
                 gwu_advance<BAND>(p, cur);
             }
-            gwu_commit();
+            cp_async_commit();
         }
-        gwu_wait<0>();
+        cp_async_wait<0>();
         return;
     }
 
-    asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(gwm_ws_regs<KIND, true>()));
+    setmaxnreg_inc<gwm_ws_regs<KIND, true>()>();
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     gwm_sums outer, acc; /* acc: tf32 mode's (3xFP16 keeps a tap row's in gwm_unit_fp16) */
     gwm_zero(outer);
     gwm_zero(acc);
     for (int k = 0; k < nunits; ++k) {
-        gwm_bar_wait(full + k % S, k / S % 2);
+        mbar_wait(full + k % S, k / S % 2);
         const float *st = gwm_smem + k % S * GWM_STAGE_FLOATS;
         const float *xa = xa_buf + k % 2 * GWM_X_FLOATS;
         gwm_unit_kind<DW, KIND, FLUSH>(xa, xe_buf + k % 2 * GWU_CI, st, warp, lane, acc, outer,
                                        k % FLUSH == FLUSH - 1 || k == nunits - 1);
-        gwm_bar_arrive(done + k % S);
+        mbar_arrive(done + k % S);
     }
     gwm_store(p, tile, outer, warp % 2, warp / 2, lane / 4, lane % 4);
 }

@@ -1,5 +1,5 @@
 /*
- * grad_weight_slices.cuh - what every split-K grad_weight variant shares: how many slices
+ * grad_weight/slices.cuh - what every split-K grad_weight variant shares: how many slices
  * split K, and the second pass, where the per-slice partial sums, written with plain
  * stores, are added in a fixed order in double.  No atomics: bitwise deterministic.
  */

@@ -5,9 +5,9 @@
 #ifndef TCONV_CUDA_NAIVE_CUH
 #define TCONV_CUDA_NAIVE_CUH
 
-#include "common.cuh"
+#include "cuda/common.cuh"
+#include "cuda/variant.h"
 #include "problem.h"
-#include "variant.h"
 
 /* A long sum in A: terms go into `inner`, which is flushed into `outer` every CHUNK terms,
  * so the rounding error grows like CHUNK + n / CHUNK instead of n.  The order of the

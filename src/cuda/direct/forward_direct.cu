@@ -1,5 +1,5 @@
 /*
- * forward_direct.cu - forward by the direct-correlation engine (direct.cuh): stride phases,
+ * forward_direct.cu - forward by the direct-correlation engine (src/cuda/direct): stride phases,
  * shared-memory halo tiles, FP32 FMA (TF32-rounded operands in tf32 mode).
  *
  * Tiles are named output channels x pixels per CTA; the wide ones only take problems with
@@ -9,7 +9,7 @@
  * split operands) and 3xtf32_64x256 (three TF32 products) for float32 in fp32 mode; the FMA
  * tiles take every dtype and both precisions.
  */
-#include "cuda/direct.cuh"
+#include "cuda/direct/plan.cuh"
 
 typedef direct_tile<8, 8, 1> tile_64x256;
 typedef direct_tile<4, 4, 2> tile_16x512;

@@ -3,7 +3,7 @@
  * of grad_y with weight, one thread per grad_x element.  Every problem, every dtype: the
  * path for whatever the fast grad-input variants do not take.
  */
-#include "naive.cuh"
+#include "cuda/naive/naive.cuh"
 
 /* grad_y is (N, C_out, H_out, W_out), weight is (C_in, C_out/groups, kH, kW),
  * grad_x is (N, C_in, H_in, W_in). */

@@ -36,7 +36,7 @@
 #include <stdint.h>
 
 #include "cuda/common.cuh"
-#include "cuda/grad_weight_slices.cuh"
+#include "cuda/grad_weight/slices.cuh"
 #include "cuda/variant.h"
 
 /* One thread's register tile: 4 input channels x 4 output channels (x KWT tap columns). */
@@ -83,26 +83,6 @@ typedef struct gwd_params {
 
 /* ---- staging: global -> shared, zero outside the tensor ---- */
 
-__device__ __forceinline__ void cp_async_f32(float *dst, const float *src, bool valid)
-{
-    const uint32_t d = (uint32_t)__cvta_generic_to_shared(dst);
-    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(d), "l"(src),
-                 "r"(valid ? 4 : 0));
-}
-
-__device__ __forceinline__ void cp_async_vec(float *dst, const float *src, int vw)
-{
-    const uint32_t d = (uint32_t)__cvta_generic_to_shared(dst);
-    if (vw == 4)
-        asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(d), "l"(src));
-    else if (vw == 2)
-        asm volatile("cp.async.ca.shared.global [%0], [%1], 8;\n" ::"r"(d), "l"(src));
-    else
-        asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(d), "l"(src));
-}
-
-__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_all;\n" ::); }
-
 /* dst[e] = row[c + e*step] for e < 4, 0 where the column is outside [0, limit) or the
  * whole row is outside the tensor (row == NULL); dst is 16-byte aligned.  float: cp.async,
  * one 16-byte or two 8-byte copies where the source allows; other types: widened to float
@@ -128,12 +108,12 @@ __device__ __forceinline__ void stage_group<float>(float *dst, const float *row,
     if (step == 1 && c >= 0 && c + 4 <= limit) {
         const int a = (int)(((uintptr_t)(row + c) >> 2) & 3);
         if (a == 0) {
-            cp_async_vec(dst, row + c, 4);
+            cp_async_floats(dst, row + c, 4);
             return;
         }
         if (a == 2) {
-            cp_async_vec(dst, row + c, 2);
-            cp_async_vec(dst + 2, row + c + 2, 2);
+            cp_async_floats(dst, row + c, 2);
+            cp_async_floats(dst + 2, row + c + 2, 2);
             return;
         }
     }
@@ -141,7 +121,7 @@ __device__ __forceinline__ void stage_group<float>(float *dst, const float *row,
     for (int e = 0; e < 4; e++) {
         const int ce = c + e * step;
         const bool ok = ce >= 0 && ce < limit;
-        cp_async_f32(dst + e, ok ? row + ce : row, ok);
+        cp_async_zfill<4>(dst + e, ok ? row + ce : row, ok);
     }
 }
 
@@ -168,7 +148,7 @@ __device__ __forceinline__ void stage_rows_aligned(float *dst, int dst_stride, c
     for (int k = k0; k < nrows; k += kstep)
         for (int m = lane; m < copies; m += 32) {
             float *d = dst + k * dst_stride + m * vw;
-            if (k < kvalid) cp_async_vec(d, src + k * channel + m * vw, vw);
+            if (k < kvalid) cp_async_floats(d, src + k * channel + m * vw, vw);
             else if (vw == 4) *(float4 *)d = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
             else *(float2 *)d = make_float2(0.0f, 0.0f);
         }

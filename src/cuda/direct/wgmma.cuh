@@ -1,44 +1,10 @@
 /*
- * direct_wgmma.cuh - the direct-correlation engine (direct.cuh) on Hopper's warpgroup mma:
- * float32 in tf32 mode, sm_90a.
- *
- * One CTA of three warpgroups computes 64 destination channels x 12 rows x tw pixels of one
- * phase; warpgroup w owns rows 4w .. 4w + 3 (12 rows, not 8: what a CTA costs besides its
- * stages, from its tables to its epilogue, is spread over 1.5 times the pixels).  The
- * phases, residue planes, tap tables and tile tables are the engine's; what differs is
- * where the operands sit.  A stage holds 8 reduction channels (the k of one wgmma) in two
- * K-major operands without swizzle, made of core matrices of 8 rows x 16 bytes (128
- * contiguous bytes):
- *
- *   B, the source halo tile:  [c / 4][pixel of the tile][c % 4]  (rows: pixels)
- *   A, the stage's weights:   [tap][c / 4][o][c % 4]             (rows: destination channels)
- *
- * A pixel's 4 channels are 16 contiguous bytes, so every tap, a fixed pixel offset into the
- * halo tile, is the B descriptor's start address moved by a multiple of 16 bytes.  The
- * tile's source rows are 64 pixels (DIRECT_WGMMA_PITCH): tw destination columns plus the
- * taps' halo, tw = 64 - (column span of the taps - 1), 62 for 3 x 3.  A warpgroup's 4 rows
- * are then 256 consecutive pixels of B: one wgmma.m64n256k8 per tap and stage computes all
- * of them, the 64 - tw columns per row that multiply halo pixels being thrown away (3% for
- * 3 x 3).  The last column strip of the tf32 tile, where its columns and halo fit in fewer
- * pixels, has rows of a multiple of 8 pixels under 64 instead (tap tables of their own,
- * m64n(4 x pitch)k8): a strip of 32 columns costs 40-pixel rows, not 64.  Per stage and
- * warpgroup: as many wgmma as taps, D (64 channels x 256) in 128 registers, every operand
- * read by the tensor cores from shared memory (A 2 KB + B 8 KB per 128 cycles of the tensor
- * cores: 80 bytes per cycle of the SM's 128).
- *
- * The copies land as they are (cp.async); each thread then rounds the source values it
- * copied to nearest TF32 (cvt.rna's rounding, as cuDNN's; the tensor cores alone would
- * truncate) by adding half a TF32 ulp (tf32_rna_operand), fences them for the async
- * proxy, and the stage's barrier publishes them.  Four stages, copies two ahead: the wgmma
- * of stage k - 1 still run while stage k is rounded and its barrier passes, and the copies
- * of stage k + 2 reuse the buffer of stage k - 2, whose wgmma every warpgroup has waited for
- * before that barrier.
- *
- * Only builds for sm_90a (TCONV_WGMMA, set by the build with that target) hold the kernel
- * body; sm90a_available() keeps the variant off every other build and device.
+ * direct/wgmma.cuh - WGMMA_HEADER
  */
 #ifndef TCONV_CUDA_DIRECT_WGMMA_CUH
 #define TCONV_CUDA_DIRECT_WGMMA_CUH
+
+#include "cuda/direct/pipeline.cuh"
 
 #define DIRECT_WGMMA_STAGES 4
 #define DIRECT_WGMMA_STAGE_BYTES (200 * 1024) /* all stages: one CTA per SM */
@@ -47,81 +13,6 @@
 #define DIRECT_WGMMA_SPLIT_STAGES 3           /* 3xFP16: stages of 16 channels, 61 KB for 3 x 3 */
 #define DIRECT_WGMMA_SPLIT_ROWS 2             /* 3xFP16: rows per warpgroup, for two accumulators */
 
-/* The low word of a shared-memory matrix descriptor without swizzle: the start address and
- * the byte offset between core matrices adjacent in K (leading), in 16-byte units.  Adding n
- * moves the start by 16 n bytes (shared addresses stay under 256 KB: the 14-bit field never
- * carries).  The high word holds the offset between core matrices adjacent in M or N
- * (wgmma_desc_hi), and zeros: no swizzle, base offset 0. */
-__device__ __forceinline__ uint32_t wgmma_desc_lo(const void *smem, uint32_t leading)
-{
-    return ((uint32_t)__cvta_generic_to_shared(smem) >> 4 & 0x3fff) | (leading >> 4 & 0x3fff) << 16;
-}
-__host__ __device__ constexpr uint32_t wgmma_desc_hi(uint32_t stride) { return stride >> 4 & 0x3fff; }
-
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-/* accumulators d[i] .. d[i + 7] as read-write asm operands; WGMMA_Dn: d[0] .. d[n - 1] */
-#define WGMMA_D8(i)                                                                                          \
-    "+f"(d[i]), "+f"(d[i + 1]), "+f"(d[i + 2]), "+f"(d[i + 3]), "+f"(d[i + 4]), "+f"(d[i + 5]), "+f"(d[i + 6]), \
-        "+f"(d[i + 7])
-#define WGMMA_D16 WGMMA_D8(0), WGMMA_D8(8)
-#define WGMMA_D32 WGMMA_D16, WGMMA_D8(16), WGMMA_D8(24)
-#define WGMMA_D48 WGMMA_D32, WGMMA_D8(32), WGMMA_D8(40)
-#define WGMMA_D64 WGMMA_D48, WGMMA_D8(48), WGMMA_D8(56)
-#define WGMMA_D80 WGMMA_D64, WGMMA_D8(64), WGMMA_D8(72)
-#define WGMMA_D96 WGMMA_D80, WGMMA_D8(80), WGMMA_D8(88)
-#define WGMMA_D112 WGMMA_D96, WGMMA_D8(96), WGMMA_D8(104)
-#define WGMMA_D128 WGMMA_D112, WGMMA_D8(112), WGMMA_D8(120)
-/* their names in the asm text: WGMMA_Sn is "%0,%1,...,%(n - 1)" */
-#define WGMMA_S16 "%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15"
-#define WGMMA_S32 WGMMA_S16 ",%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31"
-#define WGMMA_S48 WGMMA_S32 ",%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47"
-#define WGMMA_S64 WGMMA_S48 ",%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63"
-#define WGMMA_S80 WGMMA_S64 ",%64,%65,%66,%67,%68,%69,%70,%71,%72,%73,%74,%75,%76,%77,%78,%79"
-#define WGMMA_S96 WGMMA_S80 ",%80,%81,%82,%83,%84,%85,%86,%87,%88,%89,%90,%91,%92,%93,%94,%95"
-#define WGMMA_S112 WGMMA_S96 ",%96,%97,%98,%99,%100,%101,%102,%103,%104,%105,%106,%107,%108,%109,%110,%111"
-#define WGMMA_S128 WGMMA_S112 ",%112,%113,%114,%115,%116,%117,%118,%119,%120,%121,%122,%123,%124,%125,%126,%127"
-
-__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
-__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
-template <int N> __device__ __forceinline__ void wgmma_wait()
-{
-    asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
-}
-/* this thread's generic-proxy writes to shared memory, ordered before later async-proxy reads */
-__device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
-/* keeps the compiler from moving uses of d across the asynchronous mma */
-template <int R> __device__ __forceinline__ void wgmma_pin(float (&d)[R])
-{
-#pragma unroll
-    for (int i = 0; i < R; ++i) asm volatile("" : "+f"(d[i])::"memory");
-}
-
-/* D (64 x N) = A (64 x K) * B (K x N) + (accumulate ? D : 0), float32 accumulators d[R]
- * (R = N / 2), both operands K-major in shared memory without swizzle, given by their
- * descriptors' low words; both descriptors' high word is the 128-byte stride of contiguous
- * core matrices.  A, B, P, HI: the asm operand numbers of a, b, accumulate and that word
- * (R to R + 3); TAIL: what the instruction takes after its scales. */
-#define WGMMA_DEFINE(NAME, SHAPE, R, A, B, P, HI, TAIL)                                                       \
-    __device__ __forceinline__ void NAME(float (&d)[R], uint32_t a, uint32_t b, int accumulate)               \
-    {                                                                                                         \
-        asm volatile("{\n.reg .pred p;\n.reg .b64 da, db;\nsetp.ne.b32 p, %" #P ", 0;\n"                      \
-                     "mov.b64 da, {%" #A ", %" #HI "};\nmov.b64 db, {%" #B ", %" #HI "};\n"                    \
-                     "wgmma.mma_async.sync.aligned." SHAPE " {" WGMMA_S##R "}, da, db, p, 1, 1" TAIL ";\n}\n" \
-                     : WGMMA_D##R                                                                             \
-                     : "r"(a), "r"(b), "r"(accumulate), "n"(wgmma_desc_hi(128)));                             \
-    }
-/* TF32, k8: the warpgroup tile's 4 rows of `pitch` pixels are N = 4 pitch (direct_wgmma_kernel) */
-WGMMA_DEFINE(wgmma_tf32, "m64n32k8.f32.tf32.tf32", 16, 16, 17, 18, 19, "")
-WGMMA_DEFINE(wgmma_tf32, "m64n64k8.f32.tf32.tf32", 32, 32, 33, 34, 35, "")
-WGMMA_DEFINE(wgmma_tf32, "m64n96k8.f32.tf32.tf32", 48, 48, 49, 50, 51, "")
-WGMMA_DEFINE(wgmma_tf32, "m64n128k8.f32.tf32.tf32", 64, 64, 65, 66, 67, "")
-WGMMA_DEFINE(wgmma_tf32, "m64n160k8.f32.tf32.tf32", 80, 80, 81, 82, 83, "")
-WGMMA_DEFINE(wgmma_tf32, "m64n192k8.f32.tf32.tf32", 96, 96, 97, 98, 99, "")
-WGMMA_DEFINE(wgmma_tf32, "m64n224k8.f32.tf32.tf32", 112, 112, 113, 114, 115, "")
-WGMMA_DEFINE(wgmma_tf32, "m64n256k8.f32.tf32.tf32", 128, 128, 129, 130, 131, "")
-/* FP16, k16, no transpose of either operand */
-WGMMA_DEFINE(wgmma_f16, "m64n128k16.f32.f16.f16", 64, 64, 65, 66, 67, ", 0, 0")
-#endif
 
 /* The source values of one stage: thread x copies the CH channels of pixels x, x + NT, ...,
  * channel c of a pixel to quad c / 4 of the stage ([c / 4][pixel][c % 4]; zero-filled past
@@ -137,7 +28,7 @@ __device__ __forceinline__ void direct_wgmma_copy(float *stage, const float *src
         float *s = stage + pix * 4;
 #pragma unroll
         for (int c = 0; c < CH; ++c, g += src_plane)
-            cp_async(s + (c / 4) * 4 * npix + c % 4, g, go >= 0 && c < nvalid); /* size 0: nothing read */
+            cp_async_zfill<4>(s + (c / 4) * 4 * npix + c % 4, g, go >= 0 && c < nvalid); /* size 0: nothing read */
     }
 }
 
@@ -295,7 +186,7 @@ __device__ __forceinline__ void direct_wgmma_body(const direct_params &P, const 
         float *st = smem + k % S * P.stage;
         direct_wgmma_copy<8, NT>(st, src + (int64_t)k * 8 * src_plane, src_plane, P.cr - k * 8, table, npix);
         const float4 *w = (const float4 *)(wts + (int64_t)k * P.wchunk);
-        for (int e = threadIdx.x; e < wsize; e += NT) cp_async16(st + wofs + 4 * e, w + e);
+        for (int e = threadIdx.x; e < wsize; e += NT) cp_async<16>(st + wofs + 4 * e, w + e);
     };
 
     float acc[ROWS * PITCH / 2]; /* no instruction but wgmma may write them: the first tap's wgmma zero them */
@@ -416,7 +307,7 @@ __global__ void __launch_bounds__(256, 1) direct_wgmma_fp16_kernel(const direct_
         copy_src(k);
         const float4 *w = (const float4 *)(wts + (int64_t)k * P.wchunk);
         float *st = smem + k % S * P.stage + wofs;
-        for (int e = threadIdx.x; e < wsize; e += 256) cp_async16(st + 4 * e, w + e);
+        for (int e = threadIdx.x; e < wsize; e += 256) cp_async<16>(st + 4 * e, w + e);
     };
 
     float big[64], small[64]; /* written first by the first tap's wgmma (scale-d 0) */

@@ -1,5 +1,5 @@
 /*
- * grad_weight_units.cuh - what the unit-tiled grad_weight variants share: grad_weight_mma_*
+ * grad_weight/units.cuh - what the unit-tiled grad_weight variants share: grad_weight_mma_*
  * (tensor cores, grad_weight_mma.cu) and grad_weight_fma_64x16 (FP32 FMA, grad_weight_fma.cu).
  *
  *   grad_weight[g*Cig + ci, co, kh, kw] = sum over n, ih, iw of x[n, g*Cig + ci, ih, iw]
@@ -22,7 +22,7 @@
  * Accuracy and determinism: a unit's products are summed in short inner sums (registers or
  * tensor-core accumulators) that are added into outer float sums every unit (MMA in fp32
  * mode), 4 units (MMA in tf32 mode) or 16 units (FMA); each slice's outer sums go to the
- * workspace with plain stores, and grad_weight_slices.cuh adds the slices in a fixed order
+ * workspace with plain stores, and slices.cuh adds the slices in a fixed order
  * in double.  No atomics: bitwise deterministic.
  */
 #ifndef TCONV_CUDA_GRAD_WEIGHT_UNITS_CUH
@@ -137,23 +137,6 @@ template <int BAND> __device__ __forceinline__ int gwu_slice(const gwu_params &p
     return (int)(u1 - u0); /* the plan keeps it in int */
 }
 
-/* cp.async of V floats (4, 2 or 1); zero fill when !ok, and then src is not read (the
- * copy's source size is 0), so it may point past the tensor: callers pass the address the
- * copy would have without selecting a safe one (a select per copy made ptxas compute the
- * 64-bit address inside a predicated block, three times the instructions). */
-template <int V> __device__ __forceinline__ void gwu_copy(float *dst, const float *src, bool ok)
-{
-    const unsigned s = (unsigned)__cvta_generic_to_shared(dst);
-    if (V == 4)
-        asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(src), "r"(ok ? 16 : 0));
-    else if (V == 2)
-        asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;\n" ::"r"(s), "l"(src), "r"(ok ? 8 : 0));
-    else
-        asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(s), "l"(src), "r"(ok ? 4 : 0));
-}
-__device__ __forceinline__ void gwu_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int N> __device__ __forceinline__ void gwu_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
-
 /* Issues the grad_y copies of one unit into gs, V floats per cp.async, from NT threads.
  * A vector is either wholly inside its row or wholly outside: W_in, W_out, padding_w and
  * the vector's first column are multiples of V (the plan picks V so).  Every staged float
@@ -185,13 +168,13 @@ __device__ __forceinline__ void gwu_stage_gy(const gwu_params &p, float *gs, con
         for (int k = 0; k < ROWS * M / 32; ++k) {
             const int row = 32 * k / M + (M < 32 ? lane / M : 0), col = (32 * k + lane) % M * V;
             const bool ok = kh_ok && t.co0 + warp + NW * row < p.cog && c0 + col >= 0 && c0 + col < p.w_out;
-            gwu_copy<V>(d + NW * row * GWU_GS + col, g_kh + NW * row * plane + col, ok);
+            cp_async_zfill<4 * V>(d + NW * row * GWU_GS + col, g_kh + NW * row * plane + col, ok);
         }
         /* the 4 halo columns of the warp's rows: ROWS * H copies, the other lanes idle */
         if (lane < ROWS * H) {
             const int row = lane / H, col = GWU_PX + lane % H * V;
             const bool ok = kh_ok && t.co0 + warp + NW * row < p.cog && c0 + col >= 0 && c0 + col < p.w_out;
-            gwu_copy<V>(d + NW * row * GWU_GS + col, g_kh + NW * row * plane + col, ok);
+            cp_async_zfill<4 * V>(d + NW * row * GWU_GS + col, g_kh + NW * row * plane + col, ok);
         }
     }
 }

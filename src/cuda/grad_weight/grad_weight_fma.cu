@@ -1,6 +1,6 @@
 /*
  * grad_weight_fma.cu - grad_weight on CUDA cores (FP32 FMA), variant "grad_weight_fma_64x16":
- * the unit-tiled split-K GEMM of grad_weight_units.cuh with a tile of 64 ci x 16 co x 9 taps,
+ * the unit-tiled split-K GEMM of units.cuh with a tile of 64 ci x 16 co x 9 taps,
  * float32 in fp32 mode.
  *
  * Staging: x as 64 plain rows (ci) of the unit's 64 pixels, row stride GWF_XS = 68 floats,
@@ -23,7 +23,7 @@
  *
  * Accuracy: the 36 register sums hold at most sixteen units (1,024 products each) and are then
  * added into 36 outer float sums in shared memory (sum e of thread T at e*256 + T: no bank
- * conflicts); the slices are added in double (grad_weight_units.cuh).
+ * conflicts); the slices are added in double (units.cuh).
  *
  * Pipeline: two stages (one unit in flight while one is computed: a unit is 2,304 FFMA per
  * thread, far longer than a copy's latency); stages and sums take 97,792 bytes, so two
@@ -31,7 +31,7 @@
  * computes.  docs/perf-notes.md has the variants measured on the way (72 sums per thread,
  * 16-warp CTAs: 15.3 and 14.5 ms on the seed against 14.4 ms for this one).
  */
-#include "cuda/grad_weight_units.cuh"
+#include "cuda/grad_weight/units.cuh"
 
 #define GWF_THREADS 256 /* 8 warps: 2 (ci) x 4 (co) */
 #define GWF_CO 16       /* output channels per CTA */
@@ -82,7 +82,7 @@ __device__ __forceinline__ void gwf_stage(const gwu_params &p, float *st, const 
 #pragma unroll
     for (int k = 0; k < GWU_CI * R / GWF_THREADS; ++k) {
         const bool ok = col_ok && (xl.row_ok >> k & 1u);
-        gwu_copy<VX>(st + xl.dst + GWF_THREADS / R * GWF_XS * k, x0 + k * xl.step, ok);
+        cp_async_zfill<4 * VX>(st + xl.dst + GWF_THREADS / R * GWF_XS * k, x0 + k * xl.step, ok);
     }
     gwu_stage_gy<VG, GWF_THREADS, GWF_CO>(p, st + GWF_X_FLOATS, c, t, threadIdx.x);
 }
@@ -123,9 +123,9 @@ __global__ void __launch_bounds__(GWF_THREADS, 2) grad_weight_fma_kernel(const g
         gwf_stage<VX, VG>(p, gwf_smem, cur, tile, xl);
         gwu_advance<0>(p, cur);
     }
-    gwu_commit();
+    cp_async_commit();
     for (int k = 0; k < nunits; ++k) {
-        gwu_wait<0>();
+        cp_async_wait<0>();
         /* unit k is visible to all; every warp is done with unit k - 1, whose stage the
          * copies of unit k + 1 reuse */
         __syncthreads();
@@ -133,7 +133,7 @@ __global__ void __launch_bounds__(GWF_THREADS, 2) grad_weight_fma_kernel(const g
             gwf_stage<VX, VG>(p, gwf_smem + (k + 1) % GWF_STAGES * GWF_STAGE_FLOATS, cur, tile, xl);
             gwu_advance<0>(p, cur);
         }
-        gwu_commit();
+        cp_async_commit();
 
         const float *st = gwf_smem + k % GWF_STAGES * GWF_STAGE_FLOATS;
         const float *xs = st + (32 * wm + li) * GWF_XS;

@@ -1,9 +1,9 @@
 /*
- * grad_weight_units.cu - the host side of the unit-tiled grad_weight variants (the plan, the
- * workspace, the launch); see grad_weight_units.cuh.
+ * grad_weight/units.cu - the host side of the unit-tiled grad_weight variants (the plan, the
+ * workspace, the launch); see units.cuh.
  */
-#include "cuda/grad_weight_units.cuh"
-#include "cuda/grad_weight_slices.cuh"
+#include "cuda/grad_weight/slices.cuh"
+#include "cuda/grad_weight/units.cuh"
 
 int gwu_width_x(const tconv_problem *p, const void *x)
 {

@@ -7,7 +7,7 @@
  * The sums are long (N * H_in * W_in terms): chunked_sum keeps them float32-accurate, and
  * one thread owning each whole sum makes the result bitwise deterministic.
  */
-#include "naive.cuh"
+#include "cuda/naive/naive.cuh"
 
 /* x is (N, C_in, H_in, W_in), grad_y is (N, C_out, H_out, W_out),
  * grad_weight is (C_in, C_out/groups, kH, kW). */
