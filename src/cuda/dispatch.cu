@@ -39,7 +39,6 @@ static const tconv_variant *const variants[] = {
     &tconv_variant_grad_weight_mma_64x32,
     &tconv_variant_grad_weight_mma_3xfp16_ws_64x32,
     &tconv_variant_grad_weight_mma_3xfp16_64x32,
-    &tconv_variant_grad_weight_mma_3xtf32_64x32,
     &tconv_variant_grad_weight_fma_64x16,
     &tconv_variant_grad_weight_direct_32x32,
     &tconv_variant_grad_weight_naive,

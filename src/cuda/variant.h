@@ -52,8 +52,7 @@ extern const tconv_variant tconv_variant_grad_input_direct_wgmma_tf32_64x768,
     tconv_variant_grad_input_direct_64x256,
     tconv_variant_grad_input_direct_16x512, tconv_variant_grad_input_direct_4x1024;
 extern const tconv_variant tconv_variant_grad_weight_mma_ws_64x32, tconv_variant_grad_weight_mma_64x32,
-    tconv_variant_grad_weight_mma_3xfp16_ws_64x32, tconv_variant_grad_weight_mma_3xfp16_64x32,
-    tconv_variant_grad_weight_mma_3xtf32_64x32;
+    tconv_variant_grad_weight_mma_3xfp16_ws_64x32, tconv_variant_grad_weight_mma_3xfp16_64x32;
 extern const tconv_variant tconv_variant_grad_weight_fma_64x16, tconv_variant_grad_weight_direct_32x32;
 
 #endif /* TCONV_CUDA_VARIANT_H */

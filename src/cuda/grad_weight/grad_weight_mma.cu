@@ -1,44 +1,16 @@
 /*
- * grad_weight_mma.cu - grad_weight on tensor cores (mma.sync), variants
- * "grad_weight_mma_64x32" (tf32 mode, m16n8k8 TF32), "grad_weight_mma_3xtf32_64x32" (fp32
- * mode, 3xTF32) and "grad_weight_mma_3xfp16_64x32" (fp32 mode, 3xFP16 on m16n8k16, below),
- * and on sm_90a the same TF32 and 3xFP16 work with a warpgroup that only copies
- * ("grad_weight_mma_ws_64x32", "grad_weight_mma_3xfp16_ws_64x32", further below):
- * the unit-tiled split-K GEMM of units.cuh.  The tensor-core roles:
- * A (16 x 8) = x[ci][pixel], B (8 x 8) = grad_y[pixel + tap shift][co], one accumulator
- * tile per (ci, co, tap).
- *
- * Staging: x as the 64 ci rows x 64 pixels of the unit, raw (each thread's own 4 x 16
- * bytes); after its own copies land, each thread rounds its x to TF32 and stores it in
- * A-fragment order (gwm_arrange), into one of two buffers; then the unit's single
- * barrier.  Warp w computes ci 32*(w%2) .. +31 (two 16-row A tiles) x co 8*(w/2) .. +7
- * (one 8-column B tile) x all 9 taps: 18 accumulator tiles (72 registers).
- *
- * K order inside a 32-pixel step: lane (g = lane/4, t = lane%4) owns pixels 8t .. 8t+7 and
- * k-step j (0..3) maps k = t to pixel 8t + 2j and k = t + 4 to pixel 8t + 2j + 1 (any
- * permutation of k is a valid GEMM as long as A and B agree).  Then
- *   A: one LDS.128 per fragment from the arranged buffer, registers in HMMA order;
- *   B: for tap column kw the lane needs grad_y columns 8t + 2j + kw*DW (+1), so the
- *      4 k-steps x 3 tap columns of one tap row are a window of 8 + 2*DW <= 12
- *      consecutive floats of one staged row: 3 LDS.128 feed 12 B fragments.
- * Per 32-pixel step and warp: 8 + 9 LDS.128 for 72 mma.
- *
- * Banks: a quarter warp of a window LDS.128 is lanes g = 2i, 2i+1, t = 0..3, reading rows g
- * at column offsets 8t.  With the row stride = 4 mod 8 floats (GWU_GS = 68) row g+1 sits 4
- * banks off row g: the 8 lanes cover 8 disjoint bank quads, one wavefront each.  The A
- * fragments and the raw x slots are 512 contiguous bytes per warp access.
- *
- * Precision: float32.  In tf32 mode both operands are rounded to nearest TF32 (half a TF32
- * ulp added to the bits, which the tensor core then truncates: tf32_operand_bits): x once
- * per unit when it is arranged, grad_y as the windows are loaded.  In fp32 mode (3xTF32,
- * grad_weight_mma_3xtf32_64x32) both are split into big and small TF32 pieces the same
- * way, and each product is three mma.  The tensor core chops each mma's sum at the
- * accumulator's ulp (a bias toward zero), so the accumulators hold only a few units before
- * they are added into the outer float sums (round to nearest): one (64 pixels = 8 k-steps)
- * in fp32 mode, where the first mma of a unit starts from zero, and GWM_TF32_FLUSH in tf32
- * mode, where TF32's operand rounding dwarfs the chopping.  A flush waits for the last mma
- * of its accumulators, right before the unit's barrier, where it holds every warp: tf32
- * mode flushing every 4 units instead of every unit runs 7.5% faster.
+ * grad_weight_mma.cu - grad_weight on tensor cores (mma.sync), the unit-tiled split-K GEMM of
+ * units.cuh: "grad_weight_mma_64x32" (tf32 mode, m16n8k8 TF32) and
+ * "grad_weight_mma_3xfp16_64x32" (fp32 mode, 3xFP16 on m16n8k16), and on sm_90a the same with
+ * a warpgroup that only copies ("grad_weight_mma_ws_64x32", "grad_weight_mma_3xfp16_ws_64x32").
+ * A (16 x 8) = x[ci][pixel], B (8 x 8) = grad_y[pixel + tap shift][co], one accumulator tile
+ * per (ci, co, tap); warp w computes ci 32*(w%2) .. +31 x co 8*(w/2) .. +7 x all 9 taps.
+ * Each thread rounds (or splits) the x values it copied and stores them in A-fragment order
+ * (one LDS.128 per fragment); the 4 k-steps x 3 tap columns of a tap row read one window of
+ * 8 + 2*DW <= 12 grad_y floats (3 LDS.128 for 12 B fragments).  The tensor cores chop each
+ * mma's sum at the accumulator's ulp, so accumulators are added into outer float sums every
+ * GWM_TF32_FLUSH units in tf32 mode and every unit for 3xFP16.  docs/algorithm.md has the
+ * fragment order and bank layout.
  */
 #include "cuda/grad_weight/units.cuh"
 
@@ -47,14 +19,13 @@
 #define GWM_X_FLOATS (GWU_CI * GWU_PX) /* x of one unit, raw or in fragment order */
 #define GWM_STAGE_FLOATS (GWM_X_FLOATS + GWU_GS_FLOATS(GWU_CO))
 
-/* How the variants multiply: one TF32 product, 3xTF32, 3xFP16. */
-enum { GWM_TF32 = 0, GWM_3XTF32 = 1, GWM_3XFP16 = 2 };
-/* the stages, then two buffers of x in fragment order (each a big and a small piece for
- * 3xTF32; for 3xFP16 hi and lo halves in the room of one, then the exponents of its 64 x
- * rows): 160,256 bytes, 193,024 for 3xTF32, 160,768 for 3xFP16 */
+/* How the variants multiply: one TF32 product, or 3xFP16. */
+enum { GWM_TF32 = 0, GWM_3XFP16 = 1 };
+/* the stages, then two buffers of x in fragment order (for 3xFP16 hi and lo halves in the
+ * room of one, then the exponents of its 64 x rows): 160,256 bytes, 160,768 for 3xFP16 */
 #define GWM_SMEM_BYTES(kind)                                                                      \
-    ((GWU_STAGES * GWM_STAGE_FLOATS + 2 * ((kind) == GWM_3XTF32 ? 2 : 1) * GWM_X_FLOATS +      \
-      ((kind) == GWM_3XFP16 ? 2 * GWU_CI : 0)) * (int)sizeof(float))
+    ((GWU_STAGES * GWM_STAGE_FLOATS + 2 * GWM_X_FLOATS + ((kind) == GWM_3XFP16 ? 2 * GWU_CI : 0)) * \
+     (int)sizeof(float))
 
 /* The x copies of one thread: tile M = T / 64 (ci rows 16*M ..), u = T % 64 / 32,
  * g = T % 32 / 4, t = T % 4: rows 16*M + g and 16*M + g + 8, pixels 32*u + 8*t .. + 7 of the
@@ -149,17 +120,16 @@ __device__ __forceinline__ void gwm_store(const gwu_params &p, const gwu_tile &t
 }
 
 /* Thread T's raw x of a landed unit (this thread's own copies: visible to it after its own
- * cp.async wait, no barrier needed), as TF32 operands rounded to nearest (tf32_operand_bits;
- * for 3xTF32 split by tf32_split into a big piece at xa and a small one at
- * xa + GWM_X_FLOATS) and stored in A-fragment order:
+ * cp.async wait, no barrier needed), as TF32 operands rounded to nearest (tf32_operand_bits)
+ * and stored in A-fragment order:
  * xa[((M*2 + u)*4 + j)*128 + lane*4 + r] is register r of lane (g, t)'s A fragment of tile
  * M, step u, k-step j: (row g, pixel 2j), (row g+8, 2j), (g, 2j+1), (g+8, 2j+1), pixels
  * counted from 32*u + 8*t.  So a warp loads a fragment with one LDS.128 of 512 contiguous
  * bytes, and the registers land in the order HMMA wants them (no moves).  The stores: a
  * quarter warp (one g pair, t = 0..3, one u) writes lanes 8i .. 8i+7, 128 contiguous bytes. */
-template <bool SPLIT> __device__ __forceinline__ void gwm_arrange(const float *raw, float *xa, int T)
+__device__ __forceinline__ void gwm_arrange(const float *raw, float *xa, int T)
 {
-    float v[2][8], w[2][8];
+    float v[2][8];
 #pragma unroll
     for (int h = 0; h < 2; ++h)
 #pragma unroll
@@ -167,29 +137,17 @@ template <bool SPLIT> __device__ __forceinline__ void gwm_arrange(const float *r
             const float4 f = *(const float4 *)(raw + (2 * h + q) * 1024 + 4 * T);
             const float e[4] = {f.x, f.y, f.z, f.w};
 #pragma unroll
-            for (int i = 0; i < 4; ++i) {
-                if (SPLIT) {
-                    uint32_t big, small;
-                    tf32_split(e[i], big, small);
-                    v[h][4 * q + i] = __uint_as_float(big);
-                    w[h][4 * q + i] = __uint_as_float(small);
-                } else {
-                    v[h][4 * q + i] = __uint_as_float(tf32_operand_bits(e[i]));
-                }
-            }
+            for (int i = 0; i < 4; ++i) v[h][4 * q + i] = __uint_as_float(tf32_operand_bits(e[i]));
         }
     float *dst = xa + ((T / 64 * 2 + T % 64 / 32) * 4) * 128 + T % 32 * 4;
 #pragma unroll
-    for (int j = 0; j < 4; ++j) {
+    for (int j = 0; j < 4; ++j)
         *(float4 *)(dst + j * 128) = make_float4(v[0][2 * j], v[1][2 * j], v[0][2 * j + 1], v[1][2 * j + 1]);
-        if (SPLIT)
-            *(float4 *)(dst + GWM_X_FLOATS + j * 128) = make_float4(w[0][2 * j], w[1][2 * j], w[0][2 * j + 1], w[1][2 * j + 1]);
-    }
 }
 
 /* The A fragments of ci tiles 2*wm + m (m < 2) in 32-pixel step u, k-steps j < J, from x in
  * fragment order (xf: this lane's first fragment, T a fragment's registers): a[m][j], and
- * where TWO the second piece of each, `second` fragments on (3xTF32's small, 3xFP16's lo). */
+ * where TWO the second piece of each, `second` fragments on (3xFP16's lo). */
 template <int J, bool TWO, typename T>
 __device__ __forceinline__ void gwm_load_a(const T *xf, int u, int second, T (&a)[2][J], T (&b)[2][J])
 {
@@ -203,25 +161,20 @@ __device__ __forceinline__ void gwm_load_a(const T *xf, int u, int second, T (&a
 }
 
 /* 4 floats from shared memory (16-byte aligned) as TF32 mma operands rounded to nearest
- * into big[0..3]; for 3xTF32 split into big and small pieces. */
-template <bool SPLIT> __device__ __forceinline__ void gwm_load4(uint32_t *big, uint32_t *small, const float *s)
+ * into w[0..3]. */
+__device__ __forceinline__ void gwm_load4(uint32_t *w, const float *s)
 {
     const float4 q = *(const float4 *)s;
     const float e[4] = {q.x, q.y, q.z, q.w};
 #pragma unroll
-    for (int i = 0; i < 4; ++i) {
-        if (SPLIT) tf32_split(e[i], big[i], small[i]);
-        else big[i] = tf32_operand_bits(e[i]);
-    }
+    for (int i = 0; i < 4; ++i) w[i] = tf32_operand_bits(e[i]);
 }
 
 /* The mma of one unit for warp (wm, wc), lane (g, t): x in fragment order at xa, grad_y in
  * stage st, into the accumulators acc, which go into the outer sums where `flush`.
- * DW: dilation_w (1 or 2), compile-time so that the window indices are registers;
- * SPLIT: 3xTF32 (fp32 mode), three mma per product (small x * big grad_y, big x * small
- * grad_y, big * big) into the same accumulators.  FLUSH: units per flush; where it is 1,
- * each unit's first mma starts the accumulators from zero. */
-template <int DW, bool SPLIT, int FLUSH>
+ * DW: dilation_w (1 or 2), compile-time so that the window indices are registers.  FLUSH:
+ * units per flush; where it is 1, each unit's first mma starts the accumulators from zero. */
+template <int DW, int FLUSH>
 __device__ __forceinline__ void gwm_unit(const float *xa, const float *st, int wm, int wc, int lane, gwm_sums &acc,
                                          gwm_sums &outer, bool flush)
 {
@@ -231,17 +184,15 @@ __device__ __forceinline__ void gwm_unit(const float *xa, const float *st, int w
     const float *gs = st + GWM_X_FLOATS + (8 * wc + g) * GWU_GS + 8 * t;
 #pragma unroll
     for (int u = 0; u < GWU_PX / 32; ++u) {
-        /* a[m][j]: the A fragment of ci tile 2*wm + m, step u, k-step j (as[m][j]: its
-         * small piece, 3xTF32) */
-        float4 a[2][4], as[2][4];
-        gwm_load_a<4, SPLIT>(xf, u, GWM_X_FLOATS / 4, a, as);
+        /* a[m][j]: the A fragment of ci tile 2*wm + m, step u, k-step j */
+        float4 a[2][4], unused[2][4];
+        gwm_load_a<4, false>(xf, u, 0, a, unused);
 #pragma unroll
         for (int kh = 0; kh < GWU_KH; ++kh) {
-            /* w[e]: grad_y of co row g, tap row kh, staged column 32*u + 8*t + e (ws: small) */
-            uint32_t w[4 * NQ], ws[4 * NQ];
+            /* w[e]: grad_y of co row g, tap row kh, staged column 32*u + 8*t + e */
+            uint32_t w[4 * NQ];
 #pragma unroll
-            for (int q = 0; q < NQ; ++q)
-                gwm_load4<SPLIT>(&w[4 * q], &ws[4 * q], gs + kh * GWU_CO * GWU_GS + 32 * u + 4 * q);
+            for (int q = 0; q < NQ; ++q) gwm_load4(&w[4 * q], gs + kh * GWU_CO * GWU_GS + 32 * u + 4 * q);
 #pragma unroll
             for (int kw = 0; kw < GWU_KW; ++kw)
 #pragma unroll
@@ -252,11 +203,7 @@ __device__ __forceinline__ void gwm_unit(const float *xa, const float *st, int w
                         const int e0 = 2 * j + kw * DW, e1 = e0 + 1;
                         /* the first mma of a unit that starts the accumulators */
                         const bool first = FLUSH == 1 && u == 0 && j == 0;
-                        if (SPLIT) {
-                            mma_tf32_m16n8k8(d, as[m][j], w[e0], w[e1], first);
-                            mma_tf32_m16n8k8(d, a[m][j], ws[e0], ws[e1], false);
-                        }
-                        mma_tf32_m16n8k8(d, a[m][j], w[e0], w[e1], first && !SPLIT);
+                        mma_tf32_m16n8k8(d, a[m][j], w[e0], w[e1], first);
                     }
         }
     }
@@ -271,16 +218,11 @@ __device__ __forceinline__ void gwm_unit(const float *xa, const float *st, int w
     }
 }
 
-/* Units per flush: 3xTF32 one (its sums must be as accurate as float32's), tf32 mode
- * GWM_TF32_FLUSH. */
-template <bool SPLIT> __host__ __device__ constexpr int gwm_flush_units() { return SPLIT ? 1 : GWM_TF32_FLUSH; }
-
 /* ---- 3xFP16 (grad_weight_mma_3xfp16_64x32) ----
  * Both operands split into FP16 pieces (common.cuh, fp16_split, lo unscaled), three
  * m16n8k16 per product (hi x * hi gy, hi x * lo gy, lo x * hi gy) into one accumulator that
- * holds one unit, as 3xTF32's: half the mma of 3xTF32 for the same sums, each at the same
- * issue cost.  K order inside a 32-pixel step: lane (g, t) owns pixels 8t .. 8t+7 as
- * before; k16-step j (0, 1) maps k = 2t, 2t + 1 to pixels 8t + 4j, + 1 and k = 2t + 8, 2t + 9
+ * holds one unit (k16: each mma covers twice the pixels of a TF32 one at the same issue
+ * cost).  K order inside a 32-pixel step: lane (g, t) owns pixels 8t .. 8t+7 as before; k16-step j (0, 1) maps k = 2t, 2t + 1 to pixels 8t + 4j, + 1 and k = 2t + 8, 2t + 9
  * to pixels 8t + 4j + 2, + 3, for A and B alike.
  *
  * Range: FP16 overflows at 65520, so every row of either operand is scaled by a power of
@@ -427,7 +369,7 @@ template <int KIND> __device__ __forceinline__ void gwm_arrange_kind(const float
     if constexpr (KIND == GWM_3XFP16)
         gwm_arrange_fp16(st, (uint32_t *)xa, xe, T);
     else
-        gwm_arrange<KIND == GWM_3XTF32>(st, xa, T);
+        gwm_arrange(st, xa, T);
 }
 template <int DW, int KIND, int FLUSH>
 __device__ __forceinline__ void gwm_unit_kind(const float *xa, const int *xe, const float *st, int warp, int lane,
@@ -436,13 +378,13 @@ __device__ __forceinline__ void gwm_unit_kind(const float *xa, const int *xe, co
     if constexpr (KIND == GWM_3XFP16)
         gwm_unit_fp16<DW>((const uint32_t *)xa, xe, st, warp % 2, warp / 2, lane, outer);
     else
-        gwm_unit<DW, KIND == GWM_3XTF32, FLUSH>(xa, st, warp % 2, warp / 2, lane, acc, outer, flush);
+        gwm_unit<DW, FLUSH>(xa, st, warp % 2, warp / 2, lane, acc, outer, flush);
 }
 
 /* The kernels with one barrier per unit.  V: the cp.async width in floats. */
 template <int DW, int V, int KIND> __device__ __forceinline__ void grad_weight_barrier_body(const gwu_params &p)
 {
-    constexpr int FLUSH = gwm_flush_units<KIND != GWM_TF32>();
+    constexpr int FLUSH = KIND == GWM_TF32 ? GWM_TF32_FLUSH : 1; /* 3xFP16: no accumulators kept (FLUSH unused) */
     extern __shared__ __align__(16) float gwm_smem[];
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const gwu_tile tile = gwu_tile_of<GWU_CO>(p);
@@ -450,7 +392,7 @@ template <int DW, int V, int KIND> __device__ __forceinline__ void grad_weight_b
     const int nunits = gwu_slice<0>(p, cur);
 
     gwm_sums outer;
-    gwm_sums acc; /* mma.sync TF32's and 3xTF32's (3xFP16 keeps a tap row's in gwm_unit_fp16) */
+    gwm_sums acc; /* mma.sync TF32's (3xFP16 keeps a tap row's in gwm_unit_fp16) */
     gwm_zero(outer);
     if (FLUSH > 1) gwm_zero(acc);
     gwm_prologue<V, KIND, GWM_THREADS, 0>(p, gwm_smem, cur, tile, nunits, threadIdx.x);
@@ -461,7 +403,7 @@ template <int DW, int V, int KIND> __device__ __forceinline__ void grad_weight_b
         const float *st = gwm_smem + k % GWU_STAGES * GWM_STAGE_FLOATS;
         /* x buffer k % 2 (and its exponents) was last read for unit k - 2, before the
          * previous barrier */
-        float *xa = xa_buf + k % 2 * (KIND == GWM_3XTF32 ? 2 : 1) * GWM_X_FLOATS;
+        float *xa = xa_buf + k % 2 * GWM_X_FLOATS;
         int *xe = xe_buf + k % 2 * GWU_CI;
         gwm_arrange_kind<KIND>(st, xa, xe, threadIdx.x);
         /* unit k is visible to all; every warp is done with unit k - 1, whose stage the
@@ -506,7 +448,7 @@ template <int KIND, bool MMA> __host__ __device__ constexpr int gwm_ws_regs()
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
 template <int DW, int V, int KIND> __device__ __forceinline__ void grad_weight_ws_body(const gwu_params &p)
 {
-    constexpr int S = GWU_STAGES, FLUSH = gwm_flush_units<false>();
+    constexpr int S = GWU_STAGES, FLUSH = GWM_TF32_FLUSH;
     /* units in bands of 4 segments for TF32 (H100, seed: 3.51-3.54 against 3.66-3.67 ms in
      * row order); 3xFP16 gained nothing (5.76-5.80 against 5.75-5.79) */
     constexpr int BAND = KIND == GWM_TF32 ? 4 : 0;
@@ -576,9 +518,8 @@ __global__ void __launch_bounds__(GWM_WS_THREADS, 1) grad_weight_mma_ws_kernel(c
 #endif
 }
 
-/* 3xTF32 needs more shared memory per CTA than sm_80 has (the plan declines there), and it
- * and 3xFP16 spill when compiled for it: their bodies exist for sm_90 and newer only (the
- * plan declines 3xFP16 on older devices). */
+/* 3xFP16 spills when compiled for sm_80: its body exists for sm_90 and newer only (the plan
+ * declines it on older devices). */
 template <int DW, int V, int KIND>
 __global__ void __launch_bounds__(GWM_THREADS, 1) grad_weight_mma_kernel(const gwu_params p)
 {
@@ -590,18 +531,11 @@ __global__ void __launch_bounds__(GWM_THREADS, 1) grad_weight_mma_kernel(const g
 
 /* ---- host side ---- */
 
-/* 3xTF32 sits at 246-255 registers: its kernels copy at most 8 bytes at a time, and with
- * dilation_w 2 4 bytes, where wider copies spilled (every copy width is valid where a
- * wider one is). */
 template <int DW, int KIND, bool WS> static gwu_kernel gwm_kernel_dw(int v)
 {
     if constexpr (WS)
         return v == 4 ? grad_weight_mma_ws_kernel<DW, 4, KIND>
                       : v == 2 ? grad_weight_mma_ws_kernel<DW, 2, KIND> : grad_weight_mma_ws_kernel<DW, 1, KIND>;
-    else if constexpr (KIND == GWM_3XTF32 && DW == 2)
-        return grad_weight_mma_kernel<DW, 1, KIND>;
-    else if constexpr (KIND == GWM_3XTF32)
-        return v >= 2 ? grad_weight_mma_kernel<DW, 2, KIND> : grad_weight_mma_kernel<DW, 1, KIND>;
     else
         return v == 4 ? grad_weight_mma_kernel<DW, 4, KIND>
                       : v == 2 ? grad_weight_mma_kernel<DW, 2, KIND> : grad_weight_mma_kernel<DW, 1, KIND>;
@@ -622,7 +556,7 @@ template <int KIND, bool WS> static constexpr int gwm_smem_bytes()
 }
 
 /* Fills *q, or returns 0 when this variant cannot run the problem: float32 only, TF32 in
- * tf32 mode, 3xTF32 and 3xFP16 in fp32 mode (3xFP16 on 9.0 devices and newer; the
+ * tf32 mode, 3xFP16 in fp32 mode (3xFP16 on 9.0 devices and newer; the
  * warp-specialized kernels where this build holds sm_90a's). */
 template <int KIND, bool WS> static int gwm_make_plan(const tconv_problem *p, const tconv_config *config, gwu_params *q)
 {
@@ -664,4 +598,3 @@ GWM_VARIANT(grad_weight_mma_ws_64x32, GWM_TF32, true);
 GWM_VARIANT(grad_weight_mma_64x32, GWM_TF32, false);
 GWM_VARIANT(grad_weight_mma_3xfp16_ws_64x32, GWM_3XFP16, true);
 GWM_VARIANT(grad_weight_mma_3xfp16_64x32, GWM_3XFP16, false);
-GWM_VARIANT(grad_weight_mma_3xtf32_64x32, GWM_3XTF32, false);
