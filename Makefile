@@ -68,6 +68,11 @@ build/dispatch_trace: tests/c/dispatch_trace.c tests/c/fake_cuda.c tests/c/fake_
 	$(CC) $(CFLAGS) -I$(CUDA_DIR)/include tests/c/dispatch_trace.c tests/c/fake_cuda.c build/libtconv_cuda.a \
 	    -lstdc++ -lm -o $@
 
+# plans, the variant table and the dispatcher on the fake CUDA runtime (no GPU needed)
+build/test_plans: tests/c/test_plans.c tests/c/fake_cuda.c tests/c/fake_cuda.h tests/c/check.h build/libtconv_cuda.a
+	$(CC) $(CFLAGS) -I$(CUDA_DIR)/include tests/c/test_plans.c tests/c/fake_cuda.c build/libtconv_cuda.a \
+	    -lstdc++ -lm -o $@
+
 cuda-check:
 	./scripts/cuda_check.sh
 

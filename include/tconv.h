@@ -56,6 +56,8 @@ typedef enum tconv_status {
     TCONV_INVALID_PASS,           /* not a tconv_pass value */
     TCONV_INVALID_ALGORITHM,      /* config->algorithm names no variant */
     TCONV_INVALID_WORKSPACE,      /* workspace smaller than the queried size, or NULL when it is not 0 */
+    TCONV_INVALID_PLAN,           /* a plan that is NULL or destroyed, or run for another pass, problem
+                                     or device than it was made for */
     /* valid problems tconv does not implement */
     TCONV_UNSUPPORTED_SIZE,       /* a tensor has more than 2^62 elements or a dimension over 2^31 - 1 */
     TCONV_UNSUPPORTED_ALGORITHM,  /* the variant named in config->algorithm cannot implement this problem */
@@ -197,6 +199,49 @@ tconv_status tconv_grad_bias_cuda(const tconv_problem *p, const tconv_config *co
                                   const void *grad_y, void *grad_bias,
                                   void *workspace, size_t workspace_bytes,
                                   struct CUstream_st *stream);
+
+/* ---------------------------------------------------------------------------------- */
+/* Plans: a problem checked and planned once, then run many times.
+ *
+ * A plan fixes a problem, a pass, a config and the device that is current when it is made:
+ * it holds the variant chosen, its tiling and its workspace size, so that a run skips the
+ * checks and the choice (the calls above make and drop a plan each time).  Runs take the
+ * tensors, a workspace and a stream; one plan may run on several streams of its device and
+ * from several threads at once.  Each run names the problem its tensors have, which must be
+ * the plan's (only the fields the caller fills are compared, not h_out and w_out), and must
+ * be made with the plan's device current; otherwise, and for a NULL or destroyed plan, it
+ * returns TCONV_INVALID_PLAN and queues nothing. */
+typedef struct tconv_plan tconv_plan;
+
+/* Makes *plan for `pass` of p under config (config->algorithm: as for the calls above) on
+ * the current device.  Fails like the pass itself would for an invalid or unsupported
+ * problem, with *plan set to NULL. */
+tconv_status tconv_plan_create(tconv_plan **plan, const tconv_problem *p, tconv_pass pass,
+                               const tconv_config *config);
+
+/* Frees a plan (NULL is accepted, as free() does); runs already queued are not affected. */
+tconv_status tconv_plan_destroy(tconv_plan *plan);
+
+/* Bytes of workspace every run of the plan needs (0 when none). */
+tconv_status tconv_plan_workspace_size(const tconv_plan *plan, size_t *bytes);
+
+/* The name of the variant the plan runs (a static string). */
+tconv_status tconv_plan_algorithm(const tconv_plan *plan, const char **name);
+
+/* The passes on a plan: the tensors as for tconv_*_cuda, p the problem they have. */
+tconv_status tconv_plan_forward(const tconv_plan *plan, const tconv_problem *p, const void *x,
+                                const void *weight, const void *bias, void *y, void *workspace,
+                                size_t workspace_bytes, struct CUstream_st *stream);
+tconv_status tconv_plan_grad_input(const tconv_plan *plan, const tconv_problem *p,
+                                   const void *grad_y, const void *weight, void *grad_x,
+                                   void *workspace, size_t workspace_bytes,
+                                   struct CUstream_st *stream);
+tconv_status tconv_plan_grad_weight(const tconv_plan *plan, const tconv_problem *p, const void *x,
+                                    const void *grad_y, void *grad_weight, void *workspace,
+                                    size_t workspace_bytes, struct CUstream_st *stream);
+tconv_status tconv_plan_grad_bias(const tconv_plan *plan, const tconv_problem *p,
+                                  const void *grad_y, void *grad_bias, void *workspace,
+                                  size_t workspace_bytes, struct CUstream_st *stream);
 
 #ifdef __cplusplus
 }

@@ -110,3 +110,69 @@ tconv_status tconv_grad_bias_cuda(const tconv_problem *p, const tconv_config *co
     (void)stream;
     return no_cuda(grad_y != NULL && grad_bias != NULL, p, config, TCONV_PASS_GRAD_BIAS);
 }
+
+/* No plan can be made without CUDA: tconv_plan_create fails like the calls above, and every
+ * other plan call refuses the plan it is given. */
+tconv_status tconv_plan_create(tconv_plan **plan, const tconv_problem *p, tconv_pass pass,
+                               const tconv_config *config)
+{
+    if (plan != NULL)
+        *plan = NULL;
+    return no_cuda(plan != NULL, p, config, pass);
+}
+
+tconv_status tconv_plan_destroy(tconv_plan *plan)
+{
+    return plan == NULL ? TCONV_SUCCESS : TCONV_INVALID_PLAN;
+}
+
+tconv_status tconv_plan_workspace_size(const tconv_plan *plan, size_t *bytes)
+{
+    (void)plan;
+    (void)bytes;
+    return TCONV_INVALID_PLAN;
+}
+
+tconv_status tconv_plan_algorithm(const tconv_plan *plan, const char **name)
+{
+    (void)plan;
+    (void)name;
+    return TCONV_INVALID_PLAN;
+}
+
+tconv_status tconv_plan_forward(const tconv_plan *plan, const tconv_problem *p, const void *x,
+                                const void *weight, const void *bias, void *y, void *workspace,
+                                size_t workspace_bytes, struct CUstream_st *stream)
+{
+    (void)plan, (void)p, (void)x, (void)weight, (void)bias, (void)y, (void)workspace;
+    (void)workspace_bytes, (void)stream;
+    return TCONV_INVALID_PLAN;
+}
+
+tconv_status tconv_plan_grad_input(const tconv_plan *plan, const tconv_problem *p,
+                                   const void *grad_y, const void *weight, void *grad_x,
+                                   void *workspace, size_t workspace_bytes,
+                                   struct CUstream_st *stream)
+{
+    (void)plan, (void)p, (void)grad_y, (void)weight, (void)grad_x, (void)workspace;
+    (void)workspace_bytes, (void)stream;
+    return TCONV_INVALID_PLAN;
+}
+
+tconv_status tconv_plan_grad_weight(const tconv_plan *plan, const tconv_problem *p, const void *x,
+                                    const void *grad_y, void *grad_weight, void *workspace,
+                                    size_t workspace_bytes, struct CUstream_st *stream)
+{
+    (void)plan, (void)p, (void)x, (void)grad_y, (void)grad_weight, (void)workspace;
+    (void)workspace_bytes, (void)stream;
+    return TCONV_INVALID_PLAN;
+}
+
+tconv_status tconv_plan_grad_bias(const tconv_plan *plan, const tconv_problem *p,
+                                  const void *grad_y, void *grad_bias, void *workspace,
+                                  size_t workspace_bytes, struct CUstream_st *stream)
+{
+    (void)plan, (void)p, (void)grad_y, (void)grad_bias, (void)workspace;
+    (void)workspace_bytes, (void)stream;
+    return TCONV_INVALID_PLAN;
+}

@@ -45,6 +45,9 @@ const char *tconv_status_string(tconv_status status)
     case TCONV_INVALID_WORKSPACE:
         return "invalid argument: the workspace is smaller than the queried size, or NULL "
                "with a non-zero size";
+    case TCONV_INVALID_PLAN:
+        return "invalid argument: the plan is NULL or destroyed, or was made for another pass, "
+               "problem or device";
     case TCONV_UNSUPPORTED_SIZE:
         return "unsupported: a dimension exceeds 2^31 - 1 or a tensor has more than 2^62 "
                "elements";

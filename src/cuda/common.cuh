@@ -116,20 +116,4 @@ template <typename Body> static cudaError_t with_dtype(tconv_dtype dtype, Body b
 
 static inline int64_t ceil_div64(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-/* Whether this build holds the sm_90a kernels (Hopper's wgmma, setmaxnreg) for device dev:
- * an sm_90a build (TCONV_WGMMA) on a 9.0 device.  Elsewhere those kernels' bodies are empty
- * (a trap), and their variants decline every problem. */
-static inline int sm90a_available(int dev)
-{
-#if defined(TCONV_WGMMA)
-    int major = 0, minor = 0;
-    return cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess &&
-           cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) == cudaSuccess && major == 9 &&
-           minor == 0;
-#else
-    (void)dev;
-    return 0;
-#endif
-}
-
 #endif /* TCONV_CUDA_COMMON_CUH */

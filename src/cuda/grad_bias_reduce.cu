@@ -81,10 +81,12 @@ static int64_t slices_per_channel(const tconv_problem *p)
     return ceil_div64(p->n * p->h_out * p->w_out, SLICE);
 }
 
-/* The partial sums, (C_out, slices) in acc_t. */
-static size_t grad_bias_reduce_workspace_size(const tconv_problem *p, const tconv_config *config)
+/* The workspace: the partial sums, (C_out, slices) in acc_t. */
+static int grad_bias_reduce_plan(const tconv_problem *p, const tconv_config *config, const tconv_device_caps *, void *,
+                                 size_t *workspace_bytes)
 {
-    return (size_t)(p->c_out * slices_per_channel(p)) * acc_bytes(config->dtype);
+    *workspace_bytes = (size_t)(p->c_out * slices_per_channel(p)) * acc_bytes(config->dtype);
+    return 1;
 }
 
 static unsigned reduce_blocks(int64_t count)
@@ -109,8 +111,7 @@ struct grad_bias_reduce_launch {
     }
 };
 
-extern const tconv_variant tconv_variant_grad_bias_reduce;
 const tconv_variant tconv_variant_grad_bias_reduce = {
-    "grad_bias_reduce", TCONV_PASS_GRAD_BIAS, naive_can_implement,
-    grad_bias_reduce_workspace_size, launch_by_dtype<grad_bias_reduce_launch>,
+    "grad_bias_reduce", TCONV_PASS_GRAD_BIAS, naive_can_implement, grad_bias_reduce_plan,
+    launch_by_dtype<grad_bias_reduce_launch>,
 };

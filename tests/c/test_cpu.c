@@ -782,6 +782,20 @@ static void test_no_cuda(void)
     CHECK(tconv_grad_weight_cuda(&p, &config, d, d, d, NULL, 0, NULL) == none, "grad_weight");
     CHECK(tconv_grad_bias_cuda(&p, &config, d, d, NULL, 0, NULL) == none, "grad_bias");
 
+    /* no plan can be made; any plan given is refused */
+    tconv_plan *plan = (tconv_plan *)d;
+    tconv_plan *foreign = (tconv_plan *)d;
+    CHECK(tconv_plan_create(&plan, &p, TCONV_PASS_FORWARD, &config) == none && plan == NULL, "plan_create");
+    CHECK(tconv_plan_create(NULL, &p, TCONV_PASS_FORWARD, &config) == TCONV_INVALID_POINTER, "plan_create(NULL)");
+    CHECK(tconv_plan_destroy(NULL) == TCONV_SUCCESS, "plan_destroy(NULL)");
+    CHECK(tconv_plan_destroy(foreign) == TCONV_INVALID_PLAN, "plan_destroy of no plan");
+    CHECK(tconv_plan_workspace_size(foreign, &bytes) == TCONV_INVALID_PLAN, "plan_workspace_size");
+    CHECK(tconv_plan_algorithm(foreign, &name) == TCONV_INVALID_PLAN, "plan_algorithm");
+    CHECK(tconv_plan_forward(foreign, &p, d, d, NULL, d, NULL, 0, NULL) == TCONV_INVALID_PLAN, "plan_forward");
+    CHECK(tconv_plan_grad_input(foreign, &p, d, d, d, NULL, 0, NULL) == TCONV_INVALID_PLAN, "plan_grad_input");
+    CHECK(tconv_plan_grad_weight(foreign, &p, d, d, d, NULL, 0, NULL) == TCONV_INVALID_PLAN, "plan_grad_weight");
+    CHECK(tconv_plan_grad_bias(foreign, &p, d, d, NULL, 0, NULL) == TCONV_INVALID_PLAN, "plan_grad_bias");
+
     /* the caller's mistakes come first */
     tconv_config bad_dtype = {(tconv_dtype)7, TCONV_PRECISION_FP32, NULL};
     tconv_config bad_precision = {TCONV_FLOAT64, (tconv_precision)5, NULL};

@@ -146,22 +146,60 @@ static int direct_shape_make(direct_shape *s, int mode, const tconv_problem *p, 
     return 1;
 }
 
-template <int MODE, typename Tile> struct direct_launch {
-    const tconv_args *a;
+typedef void (*direct_kernel_fn)(const direct_params);
+
+/* A variant's plan of one problem: the shape, and the kernels it launches: the main one and,
+ * where P.tiles_hn asks for them, the narrow tiles' (FMA float tiles; else NULL). */
+typedef struct direct_plan {
+    direct_shape s;
+    direct_kernel_fn main, narrow;
+} direct_plan;
+static_assert(sizeof(direct_plan) <= TCONV_VARIANT_STATE_BYTES, "a direct plan fits a variant's state");
+
+/* Picks pl->main and pl->narrow for storage type T (the shape made).  Combinations
+ * direct_can_implement refuses are not even instantiated; the MMA kernel has a fully
+ * unrolled form for the common 9 taps per phase (3x3, stride 1). */
+template <int MODE, typename Tile> struct direct_pick {
+    direct_plan *pl;
     template <typename T> cudaError_t operator()() const
     {
-        direct_shape s;
-        if (!direct_shape_make<Tile>(&s, MODE, a->p, sizeof(acc_t<T>), tf32_mode(a->config))) return cudaErrorInvalidValue;
-        /* combinations direct_can_implement refuses are not even instantiated; the MMA
-         * kernel has a fully unrolled form for the common 9 taps per phase (3x3, stride 1) */
+        const direct_shape &s = pl->s;
+        pl->narrow = NULL;
         if constexpr (Tile::mma != DIRECT_FMA && !std::is_same<T, float>::value) {
             return cudaErrorInvalidValue;
         } else if constexpr (Tile::mma == DIRECT_WGMMA_TF32) {
             if (s.taps != 9 && s.taps != 4) return cudaErrorInvalidValue;
-            return launch<T>(s, s.taps == 9 ? direct_wgmma_pick<MODE, 9>(s.P.last_pitch)
-                                            : direct_wgmma_pick<MODE, 4>(s.P.last_pitch));
+            pl->main = s.taps == 9 ? direct_wgmma_pick<MODE, 9>(s.P.last_pitch) : direct_wgmma_pick<MODE, 4>(s.P.last_pitch);
         } else if constexpr (Tile::mma == DIRECT_WGMMA_3XFP16) {
             if (s.taps != 9 && s.taps != 4) return cudaErrorInvalidValue;
+            pl->main = s.taps == 9 ? direct_wgmma_fp16_kernel<MODE, 9> : direct_wgmma_fp16_kernel<MODE, 4>;
+        } else if constexpr (Tile::mma != DIRECT_FMA) {
+            pl->main = s.taps == 9 ? direct_mma_kernel<MODE, Tile::mma, 9> : direct_mma_kernel<MODE, Tile::mma, 0>;
+        } else if constexpr (sizeof(acc_t<T>) == 8 && Tile::rco * DIRECT_RPX > 32) {
+            return cudaErrorInvalidValue;
+        } else if constexpr (sizeof(acc_t<T>) == 4) {
+            if (s.P.pairs) {
+                pl->main = direct_kernel<T, MODE, Tile::rco, Tile::warps_co, Tile::warps_px, false, true>;
+                pl->narrow = direct_kernel<T, MODE, Tile::rco, Tile::warps_co, Tile::warps_px, true, true>;
+            } else {
+                pl->main = direct_kernel<T, MODE, Tile::rco, Tile::warps_co, Tile::warps_px>;
+                pl->narrow = direct_kernel<T, MODE, Tile::rco, Tile::warps_co, Tile::warps_px, true>;
+            }
+        } else {
+            pl->main = direct_kernel<T, MODE, Tile::rco, Tile::warps_co, Tile::warps_px>;
+        }
+        return cudaSuccess;
+    }
+};
+
+/* Queues the weight prep and then the kernels of the plan, for storage type T. */
+template <int MODE, typename Tile> struct direct_launch {
+    const tconv_args *a;
+    const direct_plan *pl;
+    template <typename T> cudaError_t operator()() const
+    {
+        direct_shape s = pl->s;
+        if constexpr (Tile::mma == DIRECT_WGMMA_3XFP16) {
             /* the weights' largest magnitude, for their scale (direct_prepare_weights) */
             unsigned *wmax = (unsigned *)((char *)a->workspace + s.wmax_offset);
             s.P.wmax = wmax;
@@ -170,28 +208,12 @@ template <int MODE, typename Tile> struct direct_launch {
             if (err != cudaSuccess) return err;
             direct_weight_max<<<(unsigned)(nw < 64 * 1024 ? (nw + 1023) / 1024 : 64), 256, 0, a->stream>>>(
                 (const float *)a->weight, nw, wmax);
-            return launch<T>(s, s.taps == 9 ? direct_wgmma_fp16_kernel<MODE, 9> : direct_wgmma_fp16_kernel<MODE, 4>);
-        } else if constexpr (Tile::mma != DIRECT_FMA) {
-            return launch<T>(s, s.taps == 9 ? direct_mma_kernel<MODE, Tile::mma, 9> : direct_mma_kernel<MODE, Tile::mma, 0>);
-        } else if constexpr (sizeof(acc_t<T>) == 8 && Tile::rco * DIRECT_RPX > 32) {
-            return cudaErrorInvalidValue;
-        } else {
-            if constexpr (sizeof(acc_t<T>) == 4) {
-                if (s.P.pairs)
-                    return launch<T>(s, direct_kernel<T, MODE, Tile::rco, Tile::warps_co, Tile::warps_px, false, true>,
-                                     direct_kernel<T, MODE, Tile::rco, Tile::warps_co, Tile::warps_px, true, true>);
-                return launch<T>(s, direct_kernel<T, MODE, Tile::rco, Tile::warps_co, Tile::warps_px>,
-                                 direct_kernel<T, MODE, Tile::rco, Tile::warps_co, Tile::warps_px, true>);
-            }
-            return launch<T>(s, direct_kernel<T, MODE, Tile::rco, Tile::warps_co, Tile::warps_px>);
         }
+        return launch<T>(s);
     }
-    /* narrow: the kernel of the last column strip's narrow tiles, where P.tiles_hn asks for
-     * them (FMA float tiles): launched first, with its own grid, then the other tiles' kernel
-     * over the strips before */
-    template <typename T>
-    cudaError_t launch(direct_shape &s, void (*kernel)(const direct_params),
-                       void (*narrow)(const direct_params) = NULL) const
+    /* The narrow tiles' kernel, where the plan has one, goes first with its own grid, then
+     * the other tiles' kernel over the strips before. */
+    template <typename T> cudaError_t launch(direct_shape &s) const
     {
         const int fwd = MODE == DIRECT_FORWARD;
         s.P.src = fwd ? a->x : a->grad_y;
@@ -210,58 +232,83 @@ template <int MODE, typename Tile> struct direct_launch {
         const unsigned phases = (unsigned)(s.P.phases_h * s.P.phases_w);
         const unsigned grid_y = (unsigned)(s.P.groups * s.P.co_tiles), grid_z = (unsigned)a->p->n;
         direct_params rest = s.P; /* the other tiles: every strip, or those before the narrow ones */
-        if (s.P.tiles_hn && narrow) {
-            cudaError_t err = cudaFuncSetAttribute(narrow, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)s.smem_bytes);
-            if (err != cudaSuccess) return err;
-            narrow<<<dim3(phases * (unsigned)s.P.tiles_hn, grid_y, grid_z), 32 * Tile::nwarps, s.smem_bytes, a->stream>>>(s.P);
+        if (s.P.tiles_hn && pl->narrow) {
+            pl->narrow<<<dim3(phases * (unsigned)s.P.tiles_hn, grid_y, grid_z), 32 * Tile::nwarps, s.smem_bytes,
+                         a->stream>>>(s.P);
             if (--rest.tiles_w == 0) return cudaGetLastError();
         }
-        cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)s.smem_bytes);
-        if (err != cudaSuccess) return err;
         const dim3 grid(phases * (unsigned)(rest.tiles_h * rest.tiles_w), grid_y, grid_z);
-        kernel<<<grid, 32 * Tile::nwarps, s.smem_bytes, a->stream>>>(rest);
+        pl->main<<<grid, 32 * Tile::nwarps, s.smem_bytes, a->stream>>>(rest);
         return cudaGetLastError();
     }
 };
 
-/* can_implement of a variant: `min_co` keeps wide tiles away from few channels, where
- * most of their lanes would idle; wide FMA tiles hold too many float64 accumulators;
- * tensor-core tiles take float32 only, TF32 tiles in tf32 mode, 3xTF32 tiles in fp32 mode;
- * the warpgroup tile runs only where the build holds it (sm_90a, a 9.0 device), and only
- * with 9 or 4 taps in every phase. */
+/* can_implement of a variant: wide FMA tiles hold too many float64 accumulators;
+ * tensor-core tiles take float32 only, TF32 tiles in tf32 mode, 3xTF32 and 3xFP16 tiles in
+ * fp32 mode; the warpgroup tiles only where the build and the device have sm_90a, and only
+ * with 9 or 4 taps in every phase; the stages, tables and tap tables within what the device
+ * lends a CTA (sm_80: 163 KB; the 3xTF32 budget leaves them little room there). */
 template <int MODE, typename Tile>
-static int direct_can_implement(const tconv_problem *p, const tconv_config *config, int min_co)
+static int direct_can_implement(const tconv_problem *p, const tconv_config *config, const tconv_device_caps *d)
 {
-    const int64_t co = (MODE == DIRECT_FORWARD ? p->c_out : p->c_in) / p->groups;
-    if (co < min_co) return 0;
     if (Tile::mma != DIRECT_FMA && config->dtype != TCONV_FLOAT32) return 0;
     const int tf32_tile = Tile::mma == DIRECT_MMA_TF32 || Tile::mma == DIRECT_WGMMA_TF32;
     if (Tile::mma != DIRECT_FMA && (config->precision == TCONV_PRECISION_TF32) != tf32_tile) return 0;
     if (config->dtype == TCONV_FLOAT64 && Tile::rco * DIRECT_RPX > 32) return 0;
+    if (direct_is_wgmma(Tile::mma) && !d->sm90a) return 0;
     direct_shape s;
     if (!direct_shape_make<Tile>(&s, MODE, p, acc_bytes(config->dtype), tf32_mode(config))) return 0;
     if (direct_is_wgmma(Tile::mma) && s.taps != 9 && s.taps != 4) return 0;
-    /* what this device lends a CTA (sm_80: 163 KB; the 3xTF32 budget leaves the table and
-     * the tap tables little room there) */
-    int dev = 0, optin = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess ||
-        cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess)
+    return s.smem_bytes + sizeof(direct_taps) <= (size_t)d->smem_optin;
+}
+
+/* The shape, the kernels (their shared-memory limit set on d), and the workspace: the tap
+ * tables and the prepared weights (every tap once per group, channel tile and chunk, in
+ * stage order). */
+template <int MODE, typename Tile>
+static int direct_plan_make(const tconv_problem *p, const tconv_config *config, const tconv_device_caps *d, void *state,
+                            size_t *workspace_bytes)
+{
+    direct_plan *pl = (direct_plan *)state;
+    if (!direct_shape_make<Tile>(&pl->s, MODE, p, acc_bytes(config->dtype), tf32_mode(config))) return 0;
+    const direct_pick<MODE, Tile> pick = {pl};
+    if (with_dtype(config->dtype, pick) != cudaSuccess ||
+        tconv_kernel_smem((const void *)pl->main, pl->s.smem_bytes, d->ordinal) != cudaSuccess ||
+        (pl->narrow && pl->s.P.tiles_hn &&
+         tconv_kernel_smem((const void *)pl->narrow, pl->s.smem_bytes, d->ordinal) != cudaSuccess))
         return 0;
-    if (direct_is_wgmma(Tile::mma) && !sm90a_available(dev)) return 0;
-    return s.smem_bytes + sizeof(direct_taps) <= (size_t)optin;
+    *workspace_bytes = pl->s.workspace_bytes;
+    return 1;
 }
 
-/* The prepared weights: every tap once per (group, channel tile, chunk), in stage order. */
-template <int MODE, typename Tile> static size_t direct_workspace(const tconv_problem *p, const tconv_config *config)
+template <int MODE, typename Tile> static cudaError_t direct_run(const tconv_args *a, const void *state)
 {
-    direct_shape s;
-    return direct_shape_make<Tile>(&s, MODE, p, acc_bytes(config->dtype), tf32_mode(config)) ? s.workspace_bytes : 0;
-}
-
-template <int MODE, typename Tile> static cudaError_t direct_run(const tconv_args *a)
-{
-    const direct_launch<MODE, Tile> body = {a};
+    const direct_launch<MODE, Tile> body = {a, (const direct_plan *)state};
     return with_dtype(a->config->dtype, body);
 }
+
+/* The variant PREFIX_direct_NAME of pass MODE (a TCONV_PASS_ value), tile Tile. */
+#define DIRECT_VARIANT(PREFIX, NAME, MODE, PASS, Tile)                                                             \
+    const tconv_variant tconv_variant_##PREFIX##_direct_##NAME = {#PREFIX "_direct_" #NAME, PASS,                    \
+                                                                  direct_can_implement<MODE, Tile>,                \
+                                                                  direct_plan_make<MODE, Tile>, direct_run<MODE, Tile>}
+
+typedef direct_tile<8, 8, 1> direct_fma_tile_64x256;
+typedef direct_tile<4, 4, 2> direct_fma_tile_16x512;
+typedef direct_tile<4, 1, 4> direct_fma_tile_4x1024;
+
+/* Every variant of the engine for one pass: wgmma_tf32_64x768 (Hopper's warpgroup mma, sm_90a
+ * builds on 9.0 devices) and tf32_64x256 (mma.sync) for float32 in tf32 mode,
+ * wgmma_3xfp16_64x256 (sm_90a; three FP16 products of split operands) and 3xtf32_64x256 (three
+ * TF32 products) for float32 in fp32 mode, and the FMA tiles for every dtype and precision.
+ * Tiles are named destination channels x pixels per CTA. */
+#define DIRECT_VARIANTS(PREFIX, MODE, PASS)                                                   \
+    DIRECT_VARIANT(PREFIX, wgmma_tf32_64x768, MODE, PASS, direct_wgmma_tile);               \
+    DIRECT_VARIANT(PREFIX, tf32_64x256, MODE, PASS, direct_tf32_tile);                      \
+    DIRECT_VARIANT(PREFIX, wgmma_3xfp16_64x256, MODE, PASS, direct_wgmma_3xfp16_tile);      \
+    DIRECT_VARIANT(PREFIX, 3xtf32_64x256, MODE, PASS, direct_3xtf32_tile);                  \
+    DIRECT_VARIANT(PREFIX, 64x256, MODE, PASS, direct_fma_tile_64x256);                     \
+    DIRECT_VARIANT(PREFIX, 16x512, MODE, PASS, direct_fma_tile_16x512);                     \
+    DIRECT_VARIANT(PREFIX, 4x1024, MODE, PASS, direct_fma_tile_4x1024)
 
 #endif /* TCONV_CUDA_DIRECT_PLAN_CUH */

@@ -242,7 +242,7 @@ __global__ void __launch_bounds__(128 * DIRECT_WGMMA_GROUPS, 1) direct_wgmma_ker
     else
         direct_wgmma_body<MODE, TAPS, DIRECT_WGMMA_PITCH>(P, b, t, smem);
 #else
-    __trap(); /* sm90a_available() keeps other builds from launching it */
+    __trap(); /* can_implement keeps it off builds and devices without sm_90a */
 #endif
 }
 
@@ -371,7 +371,7 @@ __global__ void __launch_bounds__(256, 1) direct_wgmma_fp16_kernel(const direct_
     for (int i = 0; i < 64; ++i) big[i] = fmaf(small[i], 1.f / 2048.f, big[i]) * unscale_x * unscale_w;
     direct_wgmma_store<MODE, ROWS, PITCH>(P, b, big);
 #else
-    __trap(); /* sm90a_available() keeps other builds from launching it */
+    __trap(); /* can_implement keeps it off builds and devices without sm_90a */
 #endif
 }
 

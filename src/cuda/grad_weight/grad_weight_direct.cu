@@ -376,11 +376,12 @@ grad_weight_direct_kernel(gwd_params p)
     }
 }
 
-/* ---- host side: one plan, used by can_implement, workspace_size and launch ---- */
+/* ---- host side ---- */
 
 typedef struct gwd_plan {
     int kwt, slide;
     int slices;
+    int64_t ci_tiles, co_tiles;
     size_t smem_bytes;
     gwd_params prm;        /* everything but the pointers */
 } gwd_plan;
@@ -416,46 +417,40 @@ static void (*gwd_kernel_for(tconv_dtype dtype, int kwt, int slide))(gwd_params)
     }
 }
 
-/* Fills *pl for the problem, or returns 0 when this variant cannot run it. */
-static int gwd_make_plan(const tconv_problem *p, const tconv_config *config, gwd_plan *pl)
+/* The tiling of p: warps per tap row (wci) and the CTA's tiles. */
+static void gwd_tiles(const tconv_problem *p, gwd_plan *pl)
 {
-    if (config->dtype != TCONV_FLOAT32 && config->dtype != TCONV_FLOAT16 &&
-        config->dtype != TCONV_BFLOAT16)
-        return 0;
-    /* one warp per tap row and up to 8 warps */
-    if (p->kernel_h > GWD_MAX_THREADS / 32) return 0;
-    /* grad_y rows and columns are computed in int, up to a chunk (68 pixels) past the input
-     * (checked in double: the int64 products could overflow for absurd strides) */
-    if ((double)(p->h_in + 68) * p->stride_h + (double)p->kernel_h * p->dilation_h
-            + (double)p->padding_h > INT32_MAX ||
-        (double)(p->w_in + 68) * p->stride_w + (double)p->kernel_w * p->dilation_w
-            + (double)p->padding_w > INT32_MAX)
-        return 0;
-
     gwd_params *q = &pl->prm;
     const int64_t cig = p->c_in / p->groups, cog = p->c_out / p->groups;
-    const int kw_groups = (int)((p->kernel_w + 3) / 4);
-    pl->kwt = (int)((p->kernel_w + kw_groups - 1) / kw_groups); /* kW 5, 6, 7: 3+2, 3+3, 4+3 */
-    pl->slide = p->stride_w == p->dilation_w;
-
+    q->kw_groups = (int)((p->kernel_w + 3) / 4);
+    pl->kwt = (int)((p->kernel_w + q->kw_groups - 1) / q->kw_groups); /* kW 5, 6, 7: 3+2, 3+3, 4+3 */
     int wci = (int)(GWD_MAX_THREADS / 32 / p->kernel_h);
+    if (wci < 1) wci = 1; /* (kH > 8: can_implement refuses it) */
     if (wci > 4) wci = 4;
     if (wci > (cig + GWD_CI_WARP - 1) / GWD_CI_WARP) wci = (int)((cig + GWD_CI_WARP - 1) / GWD_CI_WARP);
-    const int64_t ci_tiles = (cig + GWD_CI_WARP * wci - 1) / (GWD_CI_WARP * wci);
-    const int64_t co_tiles = (cog + GWD_CO_TILE - 1) / GWD_CO_TILE;
-    const int64_t tiles = p->groups * ci_tiles * co_tiles * kw_groups;
-    if (tiles > INT32_MAX) return 0;
-    /* few channels per group leave most of a tile's lanes idle: below 1/32 of the tile in
-     * use (depthwise: 1/512, measured 106 ms where cuDNN takes 1.2 ms) the naive variant,
-     * which never computes a padded channel, is the better choice */
-    if (32 * cig * cog < ci_tiles * GWD_CI_WARP * wci * co_tiles * GWD_CO_TILE) return 0;
+    q->wci = wci;
+    pl->ci_tiles = (cig + GWD_CI_WARP * wci - 1) / (GWD_CI_WARP * wci);
+    pl->co_tiles = (cog + GWD_CO_TILE - 1) / GWD_CO_TILE;
+}
 
-    int dev = 0, smem_max = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess ||
-        cudaDeviceGetAttribute(&smem_max, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess)
-        return 0;
+/* The channels of a CTA's tile in use (used) and its size (tile), over the whole weight. */
+int grad_weight_direct_tile_fill(const tconv_problem *p, int64_t *used, int64_t *tile)
+{
+    gwd_plan pl;
+    gwd_tiles(p, &pl);
+    *used = (p->c_in / p->groups) * (p->c_out / p->groups);
+    *tile = pl.ci_tiles * GWD_CI_WARP * pl.prm.wci * pl.co_tiles * GWD_CO_TILE;
+    return 1;
+}
+
+/* The staging layout of p in a CTA of at most smem_max bytes: the sliding window where the
+ * stride allows it and its 64-pixel chunks fit, else the gathered layout with the widest
+ * chunks that fit.  Returns 0 when none fits. */
+static int gwd_layout(const tconv_problem *p, int smem_max, gwd_plan *pl)
+{
+    gwd_params *q = &pl->prm;
     /* narrow rows take the gathered layout with 16- or 32-pixel chunks */
-    pl->slide = pl->slide && p->w_in > 32;
+    pl->slide = p->stride_w == p->dilation_w && p->w_in > 32;
     for (;;) {
         const int planes = pl->slide ? 1 : pl->kwt;
         int pix = pl->slide ? GWD_SLIDE_PIX : (p->w_in <= 16 ? 16 : (p->w_in <= 32 ? 32 : 64));
@@ -464,31 +459,61 @@ static int gwd_make_plan(const tconv_problem *p, const tconv_config *config, gwd
             /* the sliding window reads 4 positions past the chunk */
             q->g_stride = pl->slide ? GWD_SLIDE_STRIDE : odd_quad_stride(pix);
             q->x_stride = pl->slide ? GWD_SLIDE_STRIDE : odd_quad_stride(pix);
-            const int64_t buf = (int64_t)GWD_CI_WARP * wci * q->x_stride
+            const int64_t buf = (int64_t)GWD_CI_WARP * q->wci * q->x_stride
                               + p->kernel_h * planes * GWD_CO_TILE * q->g_stride;
-            const int64_t sums = (int64_t)GWD_RCI * GWD_RCO * pl->kwt * 32 * wci * p->kernel_h;
+            const int64_t sums = (int64_t)GWD_RCI * GWD_RCO * pl->kwt * 32 * q->wci * p->kernel_h;
             pl->smem_bytes = (size_t)((2 * buf + sums) * sizeof(float));
             if (pl->smem_bytes <= (size_t)smem_max || pl->slide || pix == 16) break;
         }
-        if (pl->smem_bytes <= (size_t)smem_max) break;
+        if (pl->smem_bytes <= (size_t)smem_max) return 1;
         if (!pl->slide) return 0;
         pl->slide = 0; /* the sliding window's 64-pixel chunks do not fit: gathered layout */
     }
+}
 
-    /* Slices: GWD_WAVES waves of the CTAs the GPU holds at once, at least one row each. */
-    const int threads = 32 * wci * (int)p->kernel_h;
-    void (*kernel)(gwd_params) = gwd_kernel_for(config->dtype, pl->kwt, pl->slide);
-    int sms = 0, per_sm = 0;
-    if (cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess ||
-        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                             (int)pl->smem_bytes) != cudaSuccess ||
-        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, pl->smem_bytes)
-            != cudaSuccess || per_sm < 1)
+/* float32, float16 and bfloat16; at most 8 tap rows (a warp each); every count in range; a
+ * staging layout that fits the device's CTA. */
+static int gwd_can_implement(const tconv_problem *p, const tconv_config *config, const tconv_device_caps *d)
+{
+    if (config->dtype != TCONV_FLOAT32 && config->dtype != TCONV_FLOAT16 && config->dtype != TCONV_BFLOAT16)
         return 0;
+    if (p->kernel_h > GWD_MAX_THREADS / 32) return 0;
+    /* grad_y rows and columns are computed in int, up to a chunk (68 pixels) past the input
+     * (checked in double: the int64 products could overflow for absurd strides) */
+    if ((double)(p->h_in + 68) * p->stride_h + (double)p->kernel_h * p->dilation_h
+            + (double)p->padding_h > INT32_MAX ||
+        (double)(p->w_in + 68) * p->stride_w + (double)p->kernel_w * p->dilation_w
+            + (double)p->padding_w > INT32_MAX)
+        return 0;
+    if (p->n * p->h_in > ((int64_t)1 << 40)) return 0; /* blockIdx.y * rows stays in int64 */
+    gwd_plan pl;
+    gwd_tiles(p, &pl);
+    if (p->groups * pl.ci_tiles * pl.co_tiles * pl.prm.kw_groups > INT32_MAX) return 0;
+    return gwd_layout(p, d->smem_optin, &pl);
+}
+
+/* The tiling and layout, the main kernel's shared-memory limit, and the slices: GWD_WAVES
+ * waves of the CTAs the device holds at once, at least one row each. */
+static int gwd_plan_make(const tconv_problem *p, const tconv_config *config, const tconv_device_caps *d, void *state,
+                         size_t *workspace_bytes)
+{
+    gwd_plan *pl = (gwd_plan *)state;
+    static_assert(sizeof(gwd_plan) <= TCONV_VARIANT_STATE_BYTES, "a grad_weight_direct plan fits a variant's state");
+    gwd_params *q = &pl->prm;
+    gwd_tiles(p, pl);
+    if (!gwd_layout(p, d->smem_optin, pl)) return 0;
+    const int64_t tiles = p->groups * pl->ci_tiles * pl->co_tiles * q->kw_groups;
+    const int threads = 32 * q->wci * (int)p->kernel_h;
+    void (*kernel)(gwd_params) = gwd_kernel_for(config->dtype, pl->kwt, pl->slide);
+    int per_sm = 0;
+    if (tconv_kernel_smem((const void *)kernel, pl->smem_bytes, d->ordinal) != cudaSuccess ||
+        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, pl->smem_bytes) != cudaSuccess ||
+        per_sm < 1)
+        return 0;
+    const int64_t cog = p->c_out / p->groups;
     const int64_t weight_elems = p->c_in * cog * p->kernel_h * p->kernel_w;
     const int64_t rows = p->n * p->h_in;
-    if (rows > ((int64_t)1 << 40)) return 0; /* blockIdx.y * rows stays in int64 */
-    const int64_t slices = grad_weight_slice_count(GWD_WAVES, (int64_t)sms * per_sm, tiles, weight_elems, rows);
+    const int64_t slices = grad_weight_slice_count(GWD_WAVES, (int64_t)d->sms * per_sm, tiles, weight_elems, rows);
     const int64_t nseg = (p->w_in + q->pix - 1) / q->pix;
     if ((rows / slices + 1) * nseg > INT32_MAX) return 0; /* chunks of one CTA are counted in int */
     pl->slices = (int)slices;
@@ -501,15 +526,15 @@ static int gwd_make_plan(const tconv_problem *p, const tconv_config *config, gwd
     q->stride_h = (int)p->stride_h; q->stride_w = (int)p->stride_w;
     q->padding_h = (int)p->padding_h; q->padding_w = (int)p->padding_w;
     q->dilation_h = (int)p->dilation_h; q->dilation_w = (int)p->dilation_w;
-    q->cig = (int)cig; q->cog = (int)cog;
+    q->cig = (int)(p->c_in / p->groups); q->cog = (int)cog;
     q->rows_total = rows;
     q->slices = (int)slices;
     q->nseg = (int)nseg;
     q->group_shift = q->pix == 16 ? 2 : (q->pix == 32 ? 3 : 4);
-    q->ci_tiles = (int)ci_tiles; q->co_tiles = (int)co_tiles; q->kw_groups = kw_groups;
-    q->wci = wci;
+    q->ci_tiles = (int)pl->ci_tiles; q->co_tiles = (int)pl->co_tiles;
     q->tf32 = tf32_mode(config);
     q->weight_elems = weight_elems;
+    *workspace_bytes = (size_t)pl->slices * (size_t)weight_elems * sizeof(float);
     return 1;
 }
 
@@ -525,7 +550,7 @@ template <typename T> cudaError_t gwd_launch_body::operator()() const
     prm.x = a->x;
     prm.grad_y = a->grad_y;
     prm.partial = (float *)a->workspace;
-    /* gwd_make_plan set the kernel's shared-memory limit */
+    /* (the plan set the kernel's shared-memory limit) */
     void (*kernel)(gwd_params) = gwd_kernel<T>(pl->kwt, pl->slide);
     const dim3 grid((unsigned)((int64_t)a->p->groups * prm.ci_tiles * prm.co_tiles * prm.kw_groups),
                     (unsigned)pl->slices);
@@ -536,31 +561,15 @@ template <typename T> cudaError_t gwd_launch_body::operator()() const
     return grad_weight_launch_reduce<T>(prm.partial, (T *)a->grad_weight, pl->slices, prm.weight_elems, a->stream);
 }
 
-/* float64 is rejected by can_implement. */
+/* float64 is refused by can_implement. */
 template <> cudaError_t gwd_launch_body::operator()<double>() const { return cudaErrorInvalidValue; }
 
-static int gwd_can_implement(const tconv_problem *p, const tconv_config *config)
+static cudaError_t gwd_launch(const tconv_args *args, const void *state)
 {
-    gwd_plan pl;
-    return gwd_make_plan(p, config, &pl);
-}
-
-static size_t gwd_workspace_size(const tconv_problem *p, const tconv_config *config)
-{
-    gwd_plan pl;
-    if (!gwd_make_plan(p, config, &pl)) return 0;
-    return (size_t)pl.slices * (size_t)pl.prm.weight_elems * sizeof(float);
-}
-
-static cudaError_t gwd_launch(const tconv_args *args)
-{
-    gwd_plan pl;
-    if (!gwd_make_plan(args->p, args->config, &pl)) return cudaErrorInvalidValue;
-    gwd_launch_body body = {args, &pl};
+    gwd_launch_body body = {args, (const gwd_plan *)state};
     return with_dtype(args->config->dtype, body);
 }
 
 const tconv_variant tconv_variant_grad_weight_direct_32x32 = {
-    "grad_weight_direct_32x32", TCONV_PASS_GRAD_WEIGHT, gwd_can_implement, gwd_workspace_size,
-    gwd_launch,
+    "grad_weight_direct_32x32", TCONV_PASS_GRAD_WEIGHT, gwd_can_implement, gwd_plan_make, gwd_launch,
 };

@@ -197,32 +197,36 @@ static gwu_kernel gwf_kernel(const tconv_problem *p, const void *x, const void *
     return p->dilation_w == 1 ? gwf_kernel_dw<1>(vx, vg) : gwf_kernel_dw<2>(vx, vg);
 }
 
-/* Fills *q, or returns 0 when this variant cannot run the problem: float32 in fp32 mode. */
-static int gwf_make_plan(const tconv_problem *p, const tconv_config *config, gwu_params *q)
+/* float32 in fp32 mode. */
+static int gwf_can_implement(const tconv_problem *p, const tconv_config *config, const tconv_device_caps *d)
 {
     if (config->dtype != TCONV_FLOAT32 || config->precision != TCONV_PRECISION_FP32) return 0;
-    return gwu_make_plan(p, gwf_kernel(p, NULL, NULL), GWF_THREADS, GWF_SMEM_BYTES, GWF_CO, q);
+    return gwu_can_implement(p, GWF_SMEM_BYTES, d);
 }
 
-static int gwf_can_implement(const tconv_problem *p, const tconv_config *config)
+/* The plan readies the kernel of every pair of copy widths of the problem's dilation_w; a
+ * launch picks the one of its tensors' widths. */
+static int gwf_plan(const tconv_problem *p, const tconv_config *, const tconv_device_caps *d, void *state,
+                    size_t *workspace_bytes)
 {
-    gwu_params q;
-    return gwf_make_plan(p, config, &q);
+    gwu_params *q = (gwu_params *)state;
+    const int dw1 = p->dilation_w == 1;
+    const gwu_kernel kernels[6] = {gwf_kernel(p, NULL, NULL),
+                                   dw1 ? gwf_kernel_dw<1>(4, 4) : gwf_kernel_dw<2>(4, 4),
+                                   dw1 ? gwf_kernel_dw<1>(4, 2) : gwf_kernel_dw<2>(4, 2),
+                                   dw1 ? gwf_kernel_dw<1>(4, 1) : gwf_kernel_dw<2>(4, 1),
+                                   dw1 ? gwf_kernel_dw<1>(2, 2) : gwf_kernel_dw<2>(2, 2),
+                                   dw1 ? gwf_kernel_dw<1>(1, 1) : gwf_kernel_dw<2>(1, 1)};
+    if (!gwu_plan(p, d, kernels, 6, GWF_THREADS, GWF_SMEM_BYTES, GWF_CO, q)) return 0;
+    *workspace_bytes = gwu_workspace_bytes(q);
+    return 1;
 }
 
-static size_t gwf_workspace_size(const tconv_problem *p, const tconv_config *config)
+static cudaError_t gwf_launch(const tconv_args *a, const void *state)
 {
-    gwu_params q;
-    return gwf_make_plan(p, config, &q) ? gwu_workspace_bytes(&q) : 0;
-}
-
-static cudaError_t gwf_launch(const tconv_args *a)
-{
-    gwu_params q;
-    if (!gwf_make_plan(a->p, a->config, &q)) return cudaErrorInvalidValue;
-    return gwu_launch(a, &q, gwf_kernel(a->p, a->x, a->grad_y), GWF_THREADS, GWF_SMEM_BYTES);
+    return gwu_launch(a, (const gwu_params *)state, gwf_kernel(a->p, a->x, a->grad_y), GWF_THREADS, GWF_SMEM_BYTES);
 }
 
 const tconv_variant tconv_variant_grad_weight_fma_64x16 = {
-    "grad_weight_fma_64x16", TCONV_PASS_GRAD_WEIGHT, gwf_can_implement, gwf_workspace_size, gwf_launch,
+    "grad_weight_fma_64x16", TCONV_PASS_GRAD_WEIGHT, gwf_can_implement, gwf_plan, gwf_launch,
 };

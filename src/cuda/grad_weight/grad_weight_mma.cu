@@ -514,7 +514,7 @@ __global__ void __launch_bounds__(GWM_WS_THREADS, 1) grad_weight_mma_ws_kernel(c
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
     grad_weight_ws_body<DW, V, KIND>(p);
 #else
-    __trap(); /* sm90a_available() keeps other builds from launching it */
+    __trap(); /* can_implement keeps it off builds and devices without sm_90a */
 #endif
 }
 
@@ -555,45 +555,44 @@ template <int KIND, bool WS> static constexpr int gwm_smem_bytes()
     return WS ? GWM_WS_SMEM_BYTES(KIND) : GWM_SMEM_BYTES(KIND);
 }
 
-/* Fills *q, or returns 0 when this variant cannot run the problem: float32 only, TF32 in
- * tf32 mode, 3xFP16 in fp32 mode (3xFP16 on 9.0 devices and newer; the
- * warp-specialized kernels where this build holds sm_90a's). */
-template <int KIND, bool WS> static int gwm_make_plan(const tconv_problem *p, const tconv_config *config, gwu_params *q)
+/* float32 only, TF32 in tf32 mode, 3xFP16 in fp32 mode (its barrier kernels on 9.0 devices
+ * and newer); the warp-specialized kernels where the build and the device have sm_90a. */
+template <int KIND, bool WS>
+static int gwm_can_implement(const tconv_problem *p, const tconv_config *config, const tconv_device_caps *d)
 {
     if (config->dtype != TCONV_FLOAT32 || (config->precision == TCONV_PRECISION_TF32) != (KIND == GWM_TF32)) return 0;
-    int dev = 0, major = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess || (WS && !sm90a_available(dev))) return 0;
-    if (KIND == GWM_3XFP16 && !WS && /* (a 9.0 device where WS: sm90a_available) */
-        (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess || major < 9))
-        return 0;
-    return gwu_make_plan(p, gwm_kernel<KIND, WS>(p, NULL, NULL), gwm_threads<WS>(), gwm_smem_bytes<KIND, WS>(),
-                         GWU_CO, q);
+    if ((WS && !d->sm90a) || (KIND == GWM_3XFP16 && d->cc_major < 9)) return 0;
+    return gwu_can_implement(p, gwm_smem_bytes<KIND, WS>(), d);
 }
 
-template <int KIND, bool WS> static int gwm_can_implement(const tconv_problem *p, const tconv_config *config)
+/* The plan readies the kernel of every copy width of the problem's dilation_w; a launch
+ * picks the one of its tensors' widths. */
+template <int KIND, bool WS>
+static int gwm_plan(const tconv_problem *p, const tconv_config *, const tconv_device_caps *d, void *state,
+                    size_t *workspace_bytes)
 {
-    gwu_params q;
-    return gwm_make_plan<KIND, WS>(p, config, &q);
+    gwu_params *q = (gwu_params *)state;
+    static_assert(sizeof(gwu_params) <= TCONV_VARIANT_STATE_BYTES, "a unit plan fits a variant's state");
+    const int dw1 = p->dilation_w == 1;
+    const gwu_kernel kernels[4] = {gwm_kernel<KIND, WS>(p, NULL, NULL),
+                                   dw1 ? gwm_kernel_dw<1, KIND, WS>(4) : gwm_kernel_dw<2, KIND, WS>(4),
+                                   dw1 ? gwm_kernel_dw<1, KIND, WS>(2) : gwm_kernel_dw<2, KIND, WS>(2),
+                                   dw1 ? gwm_kernel_dw<1, KIND, WS>(1) : gwm_kernel_dw<2, KIND, WS>(1)};
+    if (!gwu_plan(p, d, kernels, 4, gwm_threads<WS>(), gwm_smem_bytes<KIND, WS>(), GWU_CO, q)) return 0;
+    *workspace_bytes = gwu_workspace_bytes(q);
+    return 1;
 }
 
-template <int KIND, bool WS> static size_t gwm_workspace_size(const tconv_problem *p, const tconv_config *config)
+template <int KIND, bool WS> static cudaError_t gwm_launch(const tconv_args *a, const void *state)
 {
-    gwu_params q;
-    return gwm_make_plan<KIND, WS>(p, config, &q) ? gwu_workspace_bytes(&q) : 0;
-}
-
-template <int KIND, bool WS> static cudaError_t gwm_launch(const tconv_args *a)
-{
-    gwu_params q;
-    if (!gwm_make_plan<KIND, WS>(a->p, a->config, &q)) return cudaErrorInvalidValue;
-    return gwu_launch(a, &q, gwm_kernel<KIND, WS>(a->p, a->x, a->grad_y), gwm_threads<WS>(),
+    return gwu_launch(a, (const gwu_params *)state, gwm_kernel<KIND, WS>(a->p, a->x, a->grad_y), gwm_threads<WS>(),
                       gwm_smem_bytes<KIND, WS>());
 }
 
 /* The variant NAME: KIND's kernels, warp-specialized where WS. */
 #define GWM_VARIANT(NAME, KIND, WS)                                                                              \
     const tconv_variant tconv_variant_##NAME = {#NAME, TCONV_PASS_GRAD_WEIGHT, gwm_can_implement<KIND, WS>,      \
-                                                gwm_workspace_size<KIND, WS>, gwm_launch<KIND, WS>}
+                                                gwm_plan<KIND, WS>, gwm_launch<KIND, WS>}
 GWM_VARIANT(grad_weight_mma_ws_64x32, GWM_TF32, true);
 GWM_VARIANT(grad_weight_mma_64x32, GWM_TF32, false);
 GWM_VARIANT(grad_weight_mma_3xfp16_ws_64x32, GWM_3XFP16, true);

@@ -21,8 +21,7 @@ int gwu_width_gy(const tconv_problem *p, const void *grad_y)
     return 1;
 }
 
-int gwu_make_plan(const tconv_problem *p, gwu_kernel kernel, int threads, int smem_bytes, int co_tile,
-                  gwu_params *q)
+int gwu_can_implement(const tconv_problem *p, int smem_bytes, const tconv_device_caps *d)
 {
     if (p->stride_h != 1 || p->stride_w != 1 || p->kernel_w > GWU_KW || p->dilation_w > 2) return 0;
     /* rows and columns are computed in int: ih - padding_h + kh*dilation_h, and a unit's
@@ -30,32 +29,30 @@ int gwu_make_plan(const tconv_problem *p, gwu_kernel kernel, int threads, int sm
     if ((double)p->h_in + (double)p->padding_h + (double)p->kernel_h * p->dilation_h > INT32_MAX ||
         (double)p->w_in + GWU_PX + 8 + (double)p->padding_w > INT32_MAX)
         return 0;
+    const int64_t units = p->n * p->h_in * ((p->w_in + GWU_PX - 1) / GWU_PX);
+    if (units > ((int64_t)1 << 40)) return 0; /* blockIdx.y * units stays in int64 */
+    return smem_bytes <= d->smem_optin;
+}
+
+int gwu_plan(const tconv_problem *p, const tconv_device_caps *d, const gwu_kernel *kernels, int count, int threads,
+             int smem_bytes, int co_tile, gwu_params *q)
+{
     const int64_t cig = p->c_in / p->groups, cog = p->c_out / p->groups;
     const int64_t ci_tiles = (cig + GWU_CI - 1) / GWU_CI, co_tiles = (cog + co_tile - 1) / co_tile;
     const int64_t kh_groups = (p->kernel_h + GWU_KH - 1) / GWU_KH;
-    /* a CTA computes GWU_KH x GWU_KW taps per kh group whatever the kernel: kernels that
-     * would use less than half of them (1x1, 1x3) go to grad_weight_direct, which was
-     * faster there (pointwise layer, H200: 0.65 against 1.84 ms in fp32 mode by 3xTF32,
-     * 0.82 against 0.95 ms in tf32 mode) */
-    if (2 * p->kernel_h * p->kernel_w < kh_groups * GWU_KH * GWU_KW) return 0;
     const int64_t tiles = p->groups * ci_tiles * co_tiles * kh_groups;
     if (tiles > INT32_MAX) return 0;
-
-    int dev = 0, smem_max = 0, sms = 0, per_sm = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess ||
-        cudaDeviceGetAttribute(&smem_max, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess ||
-        smem_max < smem_bytes ||
-        cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess ||
-        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes) != cudaSuccess ||
-        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, smem_bytes) != cudaSuccess ||
+    for (int i = 0; i < count; i++)
+        if (tconv_kernel_smem((const void *)kernels[i], (size_t)smem_bytes, d->ordinal) != cudaSuccess) return 0;
+    int per_sm = 0;
+    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernels[0], threads, smem_bytes) != cudaSuccess ||
         per_sm < 1)
         return 0;
 
     const int64_t nseg = (p->w_in + GWU_PX - 1) / GWU_PX;
     const int64_t units = p->n * p->h_in * nseg;
-    if (units > ((int64_t)1 << 40)) return 0; /* blockIdx.y * units stays in int64 */
     const int64_t weight_elems = p->c_in * cog * p->kernel_h * p->kernel_w;
-    const int64_t slices = grad_weight_slice_count(GWU_WAVES, (int64_t)sms * per_sm, tiles, weight_elems,
+    const int64_t slices = grad_weight_slice_count(GWU_WAVES, (int64_t)d->sms * per_sm, tiles, weight_elems,
                                                    units < 65535 ? units : 65535); /* gridDim.y */
     if (units / slices + 1 > INT32_MAX) return 0; /* a CTA counts its units in int */
 
@@ -80,16 +77,15 @@ size_t gwu_workspace_bytes(const gwu_params *q)
     return ((size_t)q->slices * (size_t)q->weight_elems * sizeof(float) + 255) / 256 * 256;
 }
 
-cudaError_t gwu_launch(const tconv_args *a, gwu_params *q, gwu_kernel kernel, int threads, int smem_bytes)
+cudaError_t gwu_launch(const tconv_args *a, const gwu_params *plan, gwu_kernel kernel, int threads, int smem_bytes)
 {
-    q->x = (const float *)a->x;
-    q->grad_y = (const float *)a->grad_y;
-    q->partial = (float *)a->workspace;
-    cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes);
+    gwu_params q = *plan;
+    q.x = (const float *)a->x;
+    q.grad_y = (const float *)a->grad_y;
+    q.partial = (float *)a->workspace;
+    const dim3 grid((unsigned)((int64_t)a->p->groups * q.ci_tiles * q.co_tiles * q.kh_groups), (unsigned)q.slices);
+    kernel<<<grid, threads, smem_bytes, a->stream>>>(q);
+    const cudaError_t err = cudaGetLastError();
     if (err != cudaSuccess) return err;
-    const dim3 grid((unsigned)((int64_t)a->p->groups * q->ci_tiles * q->co_tiles * q->kh_groups), (unsigned)q->slices);
-    kernel<<<grid, threads, smem_bytes, a->stream>>>(*q);
-    err = cudaGetLastError();
-    if (err != cudaSuccess) return err;
-    return grad_weight_launch_reduce<float>(q->partial, (float *)a->grad_weight, q->slices, q->weight_elems, a->stream);
+    return grad_weight_launch_reduce<float>(q.partial, (float *)a->grad_weight, q.slices, q.weight_elems, a->stream);
 }

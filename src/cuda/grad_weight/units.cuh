@@ -195,28 +195,32 @@ __device__ __forceinline__ void gwu_store(const gwu_params &p, const gwu_tile &t
     }
 }
 
-/* ---- host side (grad_weight_units.cu): one plan, used by can_implement, workspace_size
- * and launch ---- */
+/* ---- host side (units.cu) ---- */
 
 /* The widest cp.async (in floats) that keeps every vector of every row aligned and either
  * wholly inside or wholly outside its row (units start at multiples of GWU_PX; staged
  * grad_y column 0 is column -padding_w): for x it divides W_in and the pointer's offset
  * in floats, for grad_y W_out, padding_w and the pointer's.  A NULL pointer counts as
- * aligned (can_implement and workspace_size see none). */
+ * aligned (plans see none: they ready the kernels of every width). */
 int gwu_width_x(const tconv_problem *p, const void *x);
 int gwu_width_gy(const tconv_problem *p, const void *grad_y);
 
-/* Fills *q (all but the pointers) for running `kernel` in CTAs of `threads` with
- * smem_bytes of dynamic shared memory and co_tile output channels, or returns 0 when the
- * problem's shape or the device does not allow it. */
-int gwu_make_plan(const tconv_problem *p, gwu_kernel kernel, int threads, int smem_bytes, int co_tile,
-                  gwu_params *q);
+/* Whether the unit-tiled kernels can run p (stride 1, kW <= 3, dilation_w <= 2, every
+ * count in range) in CTAs of smem_bytes of dynamic shared memory on device d. */
+int gwu_can_implement(const tconv_problem *p, int smem_bytes, const tconv_device_caps *d);
+
+/* Fills *q (all but the pointers) for kernels of `threads` threads, smem_bytes of dynamic
+ * shared memory and co_tile output channels, and sets the shared-memory limit of the
+ * `count` kernels a launch may pick (one per copy width) on d; kernels[0] gives the slices
+ * their occupancy.  Returns 0 where no CTA fits an SM or a CTA's units leave int. */
+int gwu_plan(const tconv_problem *p, const tconv_device_caps *d, const gwu_kernel *kernels, int count, int threads,
+             int smem_bytes, int co_tile, gwu_params *q);
 
 /* The partial sums of every slice; nothing else. */
 size_t gwu_workspace_bytes(const gwu_params *q);
 
-/* Queues kernel (planned by gwu_make_plan, maybe with another copy width: its
- * shared-memory limit is set here too) and then the reduction of the slices on a->stream. */
-cudaError_t gwu_launch(const tconv_args *a, gwu_params *q, gwu_kernel kernel, int threads, int smem_bytes);
+/* Queues kernel (one of those gwu_plan readied, for the tensors' copy widths) and then the
+ * reduction of the slices on a->stream. */
+cudaError_t gwu_launch(const tconv_args *a, const gwu_params *q, gwu_kernel kernel, int threads, int smem_bytes);
 
 #endif /* TCONV_CUDA_GRAD_WEIGHT_UNITS_CUH */

@@ -55,8 +55,7 @@ struct forward_naive_launch {
     }
 };
 
-extern const tconv_variant tconv_variant_forward_naive;
 const tconv_variant tconv_variant_forward_naive = {
-    "forward_naive", TCONV_PASS_FORWARD, naive_can_implement, naive_workspace_size,
+    "forward_naive", TCONV_PASS_FORWARD, naive_can_implement, naive_plan,
     launch_by_dtype<forward_naive_launch>,
 };

@@ -50,8 +50,7 @@ struct grad_input_naive_launch {
     }
 };
 
-extern const tconv_variant tconv_variant_grad_input_naive;
 const tconv_variant tconv_variant_grad_input_naive = {
-    "grad_input_naive", TCONV_PASS_GRAD_INPUT, naive_can_implement, naive_workspace_size,
+    "grad_input_naive", TCONV_PASS_GRAD_INPUT, naive_can_implement, naive_plan,
     launch_by_dtype<grad_input_naive_launch>,
 };

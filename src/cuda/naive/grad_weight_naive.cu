@@ -55,8 +55,7 @@ struct grad_weight_naive_launch {
     }
 };
 
-extern const tconv_variant tconv_variant_grad_weight_naive;
 const tconv_variant tconv_variant_grad_weight_naive = {
-    "grad_weight_naive", TCONV_PASS_GRAD_WEIGHT, naive_can_implement, naive_workspace_size,
+    "grad_weight_naive", TCONV_PASS_GRAD_WEIGHT, naive_can_implement, naive_plan,
     launch_by_dtype<grad_weight_naive_launch>,
 };

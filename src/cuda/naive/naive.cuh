@@ -42,12 +42,21 @@ static inline unsigned naive_blocks(int64_t total)
 __device__ __forceinline__ int64_t grid_start() { return blockIdx.x * (int64_t)blockDim.x + threadIdx.x; }
 __device__ __forceinline__ int64_t grid_step() { return (int64_t)gridDim.x * blockDim.x; }
 
-/* can_implement and workspace_size of the naive variants: every valid problem, no workspace. */
-static inline int naive_can_implement(const tconv_problem *, const tconv_config *) { return 1; }
-static inline size_t naive_workspace_size(const tconv_problem *, const tconv_config *) { return 0; }
+/* can_implement and plan of the naive variants: every valid problem, no workspace. */
+static inline int naive_can_implement(const tconv_problem *, const tconv_config *, const tconv_device_caps *)
+{
+    return 1;
+}
+static inline int naive_plan(const tconv_problem *, const tconv_config *, const tconv_device_caps *, void *,
+                             size_t *workspace_bytes)
+{
+    *workspace_bytes = 0;
+    return 1;
+}
 
-/* The launch function of a variant whose launcher is the functor Launch{args} over dtypes. */
-template <typename Launch> static cudaError_t launch_by_dtype(const tconv_args *args)
+/* The launch function of a variant whose launcher is the functor Launch{args} over dtypes
+ * (the state of its plan: none). */
+template <typename Launch> static cudaError_t launch_by_dtype(const tconv_args *args, const void *)
 {
     return with_dtype(args->config->dtype, Launch{args});
 }
