@@ -1,5 +1,11 @@
 /*
- * direct/fma.cuh - FMA_HEADER
+ * direct/fma.cuh - the direct engine on FP32 (FP64) FMA: every dtype and precision.  Each
+ * thread owns RCO destination channels x DIRECT_RPX = 8 consecutive pixels of one row.  Taps
+ * of one (plane, row offset) with consecutive column offsets form a group: the thread loads
+ * the 8 + nt - 1 source values of a group once and reuses them for all nt taps (3 x 3: 10
+ * loads and 6 vector weight loads feed 192 FMAs).  PAIRS kernels read those windows 8 bytes
+ * at a time; NARROWT kernels take a last column strip of at most 8 columns with a lane per
+ * row.  Tiles leave through a per-warp shared-memory transpose, so stores write whole rows.
  */
 #ifndef TCONV_CUDA_DIRECT_FMA_CUH
 #define TCONV_CUDA_DIRECT_FMA_CUH

@@ -1,5 +1,11 @@
 /*
- * direct/geometry.cuh - GEOMETRY_HEADER
+ * direct/geometry.cuh - the geometry of the direct-correlation engine (forward and
+ * grad-input), for host and device.  Per axis, forward splits the destination into stride
+ * phases and grad-input splits the source into residue planes, so that in both passes a tap
+ * is a fixed offset into a shared-memory halo tile and no product multiplies a zero.  Here:
+ * the axes and phases, the source tile's sizes and pitch, the launch parameters
+ * (direct_params: one struct for every kernel of the engine) and the tap tables of a phase.
+ * docs/algorithm.md ("Forward and grad-input") derives it.
  */
 #ifndef TCONV_CUDA_DIRECT_GEOMETRY_CUH
 #define TCONV_CUDA_DIRECT_GEOMETRY_CUH

@@ -1,5 +1,9 @@
 /*
- * direct/mma.cuh - MMA_HEADER
+ * direct/mma.cuh - the direct engine on TF32 tensor cores (mma.sync m16n8k8), float32 only:
+ * one TF32 product in tf32 mode, three (3xTF32: big*big + big*small + small*big pieces) in
+ * fp32 mode.  Each of the 8 warps owns one row of 32 pixels and all 64 destination channels;
+ * every tap is one mma step over the 8 channels of a stage.  3xTF32 flushes the tensor-core
+ * sums into float32 sums after every stage, which keeps their chopping at float32 level.
  */
 #ifndef TCONV_CUDA_DIRECT_MMA_CUH
 #define TCONV_CUDA_DIRECT_MMA_CUH

@@ -1,5 +1,9 @@
 /*
- * direct/pipeline.cuh - PIPELINE_HEADER
+ * direct/pipeline.cuh - what every kernel of the direct engine shares on the device: the
+ * tap tables and the CTA's tile table (the source offset of each element of a halo tile);
+ * the weight prep, once per call into the workspace in stage order (converted, rounded to
+ * TF32, or split for 3xTF32 and 3xFP16); the CTA's place in the grid; and the cp.async
+ * pipeline over the reduction channels, DIRECT_STAGES deep with one barrier per chunk.
  */
 #ifndef TCONV_CUDA_DIRECT_PIPELINE_CUH
 #define TCONV_CUDA_DIRECT_PIPELINE_CUH

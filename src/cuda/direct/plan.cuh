@@ -1,5 +1,8 @@
 /*
- * direct/plan.cuh - PLAN_HEADER
+ * direct/plan.cuh - the host side of the direct engine: its tile configurations (a variant
+ * is one of them), the shape of a problem for a tile (direct_shape_make: phases, stages,
+ * shared memory, workspace, grid), the variants' can_implement, plan and launch, and
+ * DIRECT_VARIANTS, which defines every variant of one pass.
  */
 #ifndef TCONV_CUDA_DIRECT_PLAN_CUH
 #define TCONV_CUDA_DIRECT_PLAN_CUH

@@ -1,5 +1,14 @@
 /*
- * direct/wgmma.cuh - WGMMA_HEADER
+ * direct/wgmma.cuh - the direct engine on Hopper's warpgroup mma (sm_90a), float32 only:
+ * TF32 in tf32 mode (direct_wgmma_kernel), 3xFP16 in fp32 mode (direct_wgmma_fp16_kernel).
+ * Both operands sit in shared memory as K-major core matrices without swizzle: the source
+ * halo tile as [c / 4][pixel][c % 4], so that a tap, a fixed pixel offset, moves the B
+ * descriptor by a multiple of 16 bytes; the weights as [tap][c / 4][o][c % 4].  Source rows
+ * are 64 pixels (tw destination columns plus the taps' halo), and a warpgroup's rows are
+ * consecutive pixels of B: one wgmma per tap and stage for 4 rows (TF32, three warpgroups,
+ * 12 rows per CTA) or 2 rows (3xFP16, two accumulators).  The thread that copied a value
+ * rounds it to TF32 (or scales and splits it into FP16 pieces) in place before the stage's
+ * barrier.  docs/algorithm.md has the layout, the range handling of 3xFP16 and the numbers.
  */
 #ifndef TCONV_CUDA_DIRECT_WGMMA_CUH
 #define TCONV_CUDA_DIRECT_WGMMA_CUH
