@@ -40,8 +40,23 @@ build/libtconv_cpu.a: $(patsubst src/%.c,build/cpu/%.o,$(C_SRC) src/no_cuda.c)
 build/test_cpu: tests/c/test_cpu.c tests/c/check.h build/libtconv_cpu.a
 	$(CC) $(CFLAGS) $< build/libtconv_cpu.a -lm -o $@
 
-c-test: build/test_cpu
+# the C API against hostile arguments, on a build with AddressSanitizer and
+# UndefinedBehaviorSanitizer (an overflow in a check stops the run)
+SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+
+build/san/%.o: src/%.c include/tconv.h $(wildcard src/*.h src/cpu/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SANFLAGS) -fPIC -c $< -o $@
+
+build/libtconv_san.a: $(patsubst src/%.c,build/san/%.o,$(C_SRC) src/no_cuda.c)
+	ar rcs $@ $^
+
+build/test_hostile: tests/c/test_hostile.c tests/c/check.h build/libtconv_san.a
+	$(CC) $(CFLAGS) $(SANFLAGS) $< build/libtconv_san.a -lm -o $@
+
+c-test: build/test_cpu build/test_hostile
 	./build/test_cpu
+	./build/test_hostile
 
 # ---- C library with CUDA, and its GPU test (run under compute-sanitizer by gpu-test) ----
 build/cuda/%.o: src/cuda/%.cu include/tconv.h $(CUDA_HDR)
