@@ -5,6 +5,7 @@
 #   make gpu-test   on a GPU machine: build with CUDA, GPU tests, compute-sanitizer, short table
 #   make bench      the benchmark (python -m tconv.bench); BENCH_ARGS=--quick for a short run
 #   make cuda-check compile the CUDA sources for sm_80 and sm_90(a), no warnings allowed
+#   make fuzz       on a GPU machine: python -m tconv.fuzz, 10,000 problems, then 1,000 with inf/NaN
 
 CC      ?= cc
 NVCC    ?= nvcc
@@ -25,7 +26,7 @@ C_SRC    := src/problem.c $(wildcard src/cpu/*.c)
 CUDA_SRC := $(wildcard src/cuda/*.cu)
 CUDA_HDR := $(wildcard src/cuda/*.h src/cuda/*.cuh)
 
-.PHONY: all demo test c-test py-test gpu-test bench cuda-check clean venv ext
+.PHONY: all demo test c-test py-test gpu-test bench cuda-check clean venv ext fuzz
 
 all: build/test_cpu
 
@@ -116,6 +117,15 @@ gpu-test:
 
 bench:
 	PYTHONPATH=python $(PYTHON) -m tconv.bench $(BENCH_ARGS)
+
+# python -m tconv.fuzz on the GPU: 10,000 random problems through autograd and every variant
+# that takes them, then 1,000 with inf/NaN injected; FUZZ_ARGS adds options (--seed S repeats
+# a run).  Both runs go ahead; the target fails if either found a failure.
+fuzz: ext
+	status=0; \
+	PYTHONPATH=python $(VPY) -m tconv.fuzz --device cuda --count 10000 --every-variant $(FUZZ_ARGS) || status=1; \
+	PYTHONPATH=python $(VPY) -m tconv.fuzz --device cuda --count 1000 --nonfinite 1 --every-variant $(FUZZ_ARGS) || status=1; \
+	exit $$status
 
 clean:
 	rm -rf build python/tconv/*.so python/tconv/__pycache__

@@ -73,6 +73,11 @@ else
     echo "FAIL 0" > "$LOGS/pytest.status"
 fi
 
+# random problems through autograd and every variant that takes them, then with inf and NaN
+STEPS+=(fuzz fuzz-nonfinite)
+step fuzz 900 env PYTHONPATH=python "$PYTHON" -m tconv.fuzz --device cuda --count 2000 --every-variant
+step fuzz-nonfinite 600 env PYTHONPATH=python "$PYTHON" -m tconv.fuzz --device cuda --count 500 --nonfinite 1 --every-variant
+
 if [ -f python/tconv/bench.py ]; then
     STEPS+=(bench)
     step bench 240 env PYTHONPATH=python "$PYTHON" -m tconv.bench --quick --out "$LOGS/bench"
