@@ -42,7 +42,7 @@ build/test_cpu: tests/c/test_cpu.c tests/c/check.h build/libtconv_cpu.a
 	$(CC) $(CFLAGS) $< build/libtconv_cpu.a -lm -o $@
 
 # the C API against hostile arguments, on a build with AddressSanitizer and
-# UndefinedBehaviorSanitizer (an overflow in a check stops the run)
+# UndefinedBehaviorSanitizer (an overflow in a check stops the run), and from several threads
 SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
 build/san/%.o: src/%.c include/tconv.h $(wildcard src/*.h src/cpu/*.h)
@@ -55,9 +55,13 @@ build/libtconv_san.a: $(patsubst src/%.c,build/san/%.o,$(C_SRC) src/no_cuda.c)
 build/test_hostile: tests/c/test_hostile.c tests/c/check.h build/libtconv_san.a
 	$(CC) $(CFLAGS) $(SANFLAGS) $< build/libtconv_san.a -lm -o $@
 
-c-test: build/test_cpu build/test_hostile
+build/test_threads: tests/c/test_threads.c tests/c/check.h build/libtconv_cpu.a
+	$(CC) $(CFLAGS) -pthread $< build/libtconv_cpu.a -lm -o $@
+
+c-test: build/test_cpu build/test_hostile build/test_threads
 	./build/test_cpu
 	./build/test_hostile
+	./build/test_threads
 
 # ---- C library with CUDA, and its GPU test (run under compute-sanitizer by gpu-test) ----
 build/cuda/%.o: src/cuda/%.cu include/tconv.h $(CUDA_HDR)
@@ -72,6 +76,10 @@ CUDA_DIR = $(dir $(shell which $(NVCC)))..
 CUDA_LINK = build/libtconv_cuda.a -L$(CUDA_DIR)/lib64 -Wl,-rpath,$(CUDA_DIR)/lib64 -lcudart -lstdc++ -lm
 build/test_cuda: tests/c/test_cuda.c tests/c/check.h build/libtconv_cuda.a
 	$(CC) $(CFLAGS) -I$(CUDA_DIR)/include $< $(CUDA_LINK) -o $@
+
+# the CUDA entry points from several threads, each on its own stream (tests/c/test_threads.c)
+build/test_threads_cuda: tests/c/test_threads.c tests/c/check.h tests/c/device.h build/libtconv_cuda.a
+	$(CC) $(CFLAGS) -pthread -DTCONV_TEST_CUDA -I$(CUDA_DIR)/include $< $(CUDA_LINK) -o $@
 
 # times every variant of every pass through the C API (dev/cuda/time_variants.c)
 build/time_variants: dev/cuda/time_variants.c build/libtconv_cuda.a

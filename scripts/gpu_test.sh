@@ -57,13 +57,16 @@ step() {
 rm -rf build/temp.* build/lib.* python/tconv/_C*.so
 STEPS+=(build-extension build-test_cuda)
 step build-extension 420 env TCONV_CUDA=1 "$PYTHON" setup.py build_ext --inplace &
-step build-test_cuda 420 make -j "$MAX_JOBS" build/test_cuda &
+step build-test_cuda 420 make -j "$MAX_JOBS" build/test_cuda build/test_threads_cuda &
 wait
 
 STEPS+=(test_cuda memcheck racecheck)
 step test_cuda 240 ./build/test_cuda
 step memcheck 300 "$SANITIZER" --tool memcheck --error-exitcode 1 ./build/test_cuda --small
 step racecheck 300 "$SANITIZER" --tool racecheck --error-exitcode 1 ./build/test_cuda --small
+
+STEPS+=(test_threads)
+step test_threads 240 ./build/test_threads_cuda
 
 STEPS+=(pytest)
 if "$PYTHON" -c "import pytest" 2> /dev/null; then
