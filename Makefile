@@ -81,6 +81,10 @@ build/test_cuda: tests/c/test_cuda.c tests/c/check.h build/libtconv_cuda.a
 build/test_threads_cuda: tests/c/test_threads.c tests/c/check.h tests/c/device.h build/libtconv_cuda.a
 	$(CC) $(CFLAGS) -pthread -DTCONV_TEST_CUDA -I$(CUDA_DIR)/include $< $(CUDA_LINK) -o $@
 
+# every variant once on a small problem, for compute-sanitizer (tests/c/run_variants.c)
+build/run_variants: tests/c/run_variants.c tests/c/check.h tests/c/device.h build/libtconv_cuda.a
+	$(CC) $(CFLAGS) -I$(CUDA_DIR)/include $< $(CUDA_LINK) -o $@
+
 # times every variant of every pass through the C API (dev/cuda/time_variants.c)
 build/time_variants: dev/cuda/time_variants.c build/libtconv_cuda.a
 	$(CC) $(CFLAGS) -I$(CUDA_DIR)/include $< $(CUDA_LINK) -o $@

@@ -57,7 +57,7 @@ step() {
 rm -rf build/temp.* build/lib.* python/tconv/_C*.so
 STEPS+=(build-extension build-test_cuda)
 step build-extension 420 env TCONV_CUDA=1 "$PYTHON" setup.py build_ext --inplace &
-step build-test_cuda 420 make -j "$MAX_JOBS" build/test_cuda build/test_threads_cuda &
+step build-test_cuda 420 make -j "$MAX_JOBS" build/test_cuda build/test_threads_cuda build/run_variants &
 wait
 
 STEPS+=(test_cuda memcheck racecheck)
@@ -67,6 +67,30 @@ step racecheck 300 "$SANITIZER" --tool racecheck --error-exitcode 1 ./build/test
 
 STEPS+=(test_threads)
 step test_threads 240 ./build/test_threads_cuda
+
+# sanitize_variants TOOL: compute-sanitizer's TOOL on build/run_variants one variant at a time,
+# each with its own log; a PASS/FAIL line per variant, non-zero if any failed
+sanitize_variants() {
+    local tool=$1 failed=0 name
+    for name in $(./build/run_variants --list); do
+        if "$SANITIZER" --tool "$tool" --error-exitcode 1 ./build/run_variants "$name" \
+            > "$LOGS/$tool-variants/$name.log" 2>&1; then
+            echo "PASS $name"
+        else
+            echo "FAIL $name: $LOGS/$tool-variants/$name.log"
+            tail -n 15 "$LOGS/$tool-variants/$name.log"
+            failed=1
+        fi
+    done
+    return $failed
+}
+export -f sanitize_variants
+export SANITIZER LOGS
+for tool in memcheck racecheck initcheck synccheck; do
+    mkdir -p "$LOGS/$tool-variants"
+    STEPS+=("$tool-variants")
+    step "$tool-variants" 1200 bash -c "sanitize_variants $tool"
+done
 
 STEPS+=(pytest)
 if "$PYTHON" -c "import pytest" 2> /dev/null; then
