@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # gpu_test.sh - everything that needs a GPU, in one go (`make gpu-test`): builds the PyTorch
-# extension and build/test_cuda with CUDA, runs the C GPU test, compute-sanitizer's memcheck
-# and racecheck on its small configurations, pytest (CPU and GPU tests) and the quick
-# benchmark.  Each step writes its own log under $OUT (when set) or build/gpu-logs; the last
-# lines printed are a table of the steps (PASS/FAIL, seconds, card).  Exits non-zero if any
-# step failed.
+# extension and the C GPU programs with CUDA, runs the C GPU test, compute-sanitizer's memcheck
+# and racecheck on its small configurations, the C API from several threads, every variant
+# under memcheck, racecheck, initcheck and synccheck (build/run_variants, one variant at a
+# time), pytest (CPU and GPU tests), the fuzzer (2,000 problems, then 500 with inf/NaN) and
+# the quick benchmark.  Each step writes its own log under $OUT (when set) or
+# build/gpu-logs; the last lines printed are a table of the steps (PASS/FAIL, seconds, card).
+# Exits non-zero if any step failed.
 #
 #   PYTHON       interpreter with torch (default python3)
 #   TCONV_CC, TCONV_CXX  compilers for the extension (default: /usr/bin's gcc and g++)
@@ -94,7 +96,7 @@ done
 
 STEPS+=(pytest)
 if "$PYTHON" -c "import pytest" 2> /dev/null; then
-    step pytest 300 "$PYTHON" -m pytest -q -rs tests/python
+    step pytest 900 "$PYTHON" -m pytest -q -rs tests/python
 else
     echo "pytest is not installed for $PYTHON" > "$LOGS/pytest.log"
     echo "FAIL 0" > "$LOGS/pytest.status"
@@ -123,10 +125,10 @@ done
 
 {
     echo
-    printf '%-16s %-6s %8s  %s\n' step result seconds card
+    printf '%-20s %-6s %8s  %s\n' step result seconds card
     for name in "${STEPS[@]}"; do
         read -r result seconds < "$LOGS/$name.status"
-        printf '%-16s %-6s %8s  %s\n' "$name" "$result" "$seconds" "$CARD"
+        printf '%-20s %-6s %8s  %s\n' "$name" "$result" "$seconds" "$CARD"
     done
     echo "logs: $LOGS"
 } | tee "$LOGS/summary.txt"
