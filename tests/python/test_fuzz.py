@@ -6,6 +6,7 @@ a sum short of its last batch, a float16 accumulator) and inf/NaN handled wrongl
 import io
 import math
 import random
+import shlex
 
 import pytest
 import torch
@@ -298,3 +299,25 @@ def test_a_perturbed_element_is_caught_and_one_within_the_bound_is_not():
                 assert torch.equal(wrong.reshape(-1), expected | (wrong.reshape(-1) & ~expected)) and \
                     bool(wrong.reshape(-1)[i]) == caught and int(wrong.sum()) == int(caught), \
                     f"{p}: {pass_} element {i} moved by {factor} x the bound"
+
+
+def test_a_failure_prints_a_replay_line_that_fails_again(monkeypatch):
+    """With tconv's operator broken (a dropped tap), the run reports failures, each followed
+    by a --replay command; that command, run on its own, fails the same way, and passes once
+    the operator is right again."""
+    argv = ["--count", "20", "--seed", str(SEED), "--device", "cpu", "--dtypes", "fp32,float64"]
+    with monkeypatch.context() as patch:
+        patch.setattr(tconv, "conv_transpose2d", exact("dropped_tap"))
+        failed, _, _, text = run(argv)
+        assert failed > 0, text
+        lines = text.splitlines()
+        replays = [line.split("replay: ", 1)[1] for line in lines if "replay: " in line]
+        assert len(replays) == failed, text
+        words = shlex.split(replays[0])
+        assert words[:3] == ["python", "-m", "tconv.fuzz"], replays[0]
+        first_failure = next(line for line in lines if line.startswith("FAIL #"))
+        again_failed, ran, _, again = run(words[3:])
+        assert (again_failed, ran) == (1, 1), again
+        assert first_failure.split(" ", 2)[2] in again, (first_failure, again)
+    fixed, _, _, text = run(words[3:])
+    assert fixed == 0, text
