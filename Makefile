@@ -5,6 +5,7 @@
 #   make gpu-test   on a GPU machine: build with CUDA, GPU tests, compute-sanitizer, short table
 #   make bench      the benchmark (python -m tconv.bench); BENCH_ARGS=--quick for a short run
 #   make cuda-check compile the CUDA sources for sm_80 and sm_90(a), no warnings allowed
+#   make fuzz       on a GPU machine: python -m tconv.fuzz, 10,000 problems, then 1,000 with inf/NaN
 
 CC      ?= cc
 NVCC    ?= nvcc
@@ -25,7 +26,7 @@ C_SRC    := src/problem.c $(wildcard src/cpu/*.c)
 CUDA_SRC := $(wildcard src/cuda/*.cu src/cuda/*/*.cu)
 CUDA_HDR := $(wildcard src/cuda/*.h src/cuda/*.cuh src/cuda/*/*.cuh)
 
-.PHONY: all demo test c-test py-test gpu-test bench cuda-check clean venv ext
+.PHONY: all demo test c-test py-test gpu-test bench cuda-check clean venv ext fuzz
 
 all: build/test_cpu
 
@@ -40,8 +41,27 @@ build/libtconv_cpu.a: $(patsubst src/%.c,build/cpu/%.o,$(C_SRC) src/no_cuda.c)
 build/test_cpu: tests/c/test_cpu.c tests/c/check.h build/libtconv_cpu.a
 	$(CC) $(CFLAGS) $< build/libtconv_cpu.a -lm -o $@
 
-c-test: build/test_cpu
+# the C API against hostile arguments, on a build with AddressSanitizer and
+# UndefinedBehaviorSanitizer (an overflow in a check stops the run), and from several threads
+SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+
+build/san/%.o: src/%.c include/tconv.h $(wildcard src/*.h src/cpu/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SANFLAGS) -fPIC -c $< -o $@
+
+build/libtconv_san.a: $(patsubst src/%.c,build/san/%.o,$(C_SRC) src/no_cuda.c)
+	ar rcs $@ $^
+
+build/test_hostile: tests/c/test_hostile.c tests/c/check.h build/libtconv_san.a
+	$(CC) $(CFLAGS) $(SANFLAGS) $< build/libtconv_san.a -lm -o $@
+
+build/test_threads: tests/c/test_threads.c tests/c/check.h build/libtconv_cpu.a
+	$(CC) $(CFLAGS) -pthread $< build/libtconv_cpu.a -lm -o $@
+
+c-test: build/test_cpu build/test_hostile build/test_threads
 	./build/test_cpu
+	./build/test_hostile
+	./build/test_threads
 
 # ---- C library with CUDA, and its GPU test (run under compute-sanitizer by gpu-test) ----
 build/cuda/%.o: src/cuda/%.cu include/tconv.h $(CUDA_HDR)
@@ -55,6 +75,14 @@ build/libtconv_cuda.a: $(patsubst src/%.c,build/cpu/%.o,$(C_SRC)) \
 CUDA_DIR = $(dir $(shell which $(NVCC)))..
 CUDA_LINK = build/libtconv_cuda.a -L$(CUDA_DIR)/lib64 -Wl,-rpath,$(CUDA_DIR)/lib64 -lcudart -lstdc++ -lm
 build/test_cuda: tests/c/test_cuda.c tests/c/check.h build/libtconv_cuda.a
+	$(CC) $(CFLAGS) -I$(CUDA_DIR)/include $< $(CUDA_LINK) -o $@
+
+# the CUDA entry points from several threads, each on its own stream (tests/c/test_threads.c)
+build/test_threads_cuda: tests/c/test_threads.c tests/c/check.h tests/c/device.h build/libtconv_cuda.a
+	$(CC) $(CFLAGS) -pthread -DTCONV_TEST_CUDA -I$(CUDA_DIR)/include $< $(CUDA_LINK) -o $@
+
+# every variant once on a small problem, for compute-sanitizer (tests/c/run_variants.c)
+build/run_variants: tests/c/run_variants.c tests/c/check.h tests/c/device.h build/libtconv_cuda.a
 	$(CC) $(CFLAGS) -I$(CUDA_DIR)/include $< $(CUDA_LINK) -o $@
 
 # times every variant of every pass through the C API (dev/cuda/time_variants.c)
@@ -113,6 +141,15 @@ gpu-test:
 
 bench:
 	PYTHONPATH=python $(PYTHON) -m tconv.bench $(BENCH_ARGS)
+
+# python -m tconv.fuzz on the GPU: 10,000 random problems through autograd and every variant
+# that takes them, then 1,000 with inf/NaN injected; FUZZ_ARGS adds options (--seed S repeats
+# a run).  Both runs go ahead; the target fails if either found a failure.
+fuzz: ext
+	status=0; \
+	PYTHONPATH=python $(VPY) -m tconv.fuzz --device cuda --count 10000 --every-variant $(FUZZ_ARGS) || status=1; \
+	PYTHONPATH=python $(VPY) -m tconv.fuzz --device cuda --count 1000 --nonfinite 1 --every-variant $(FUZZ_ARGS) || status=1; \
+	exit $$status
 
 clean:
 	rm -rf build python/tconv/*.so python/tconv/__pycache__

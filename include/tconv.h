@@ -18,8 +18,10 @@
  *
  * Every tensor is dense, row-major (NCHW, C-contiguous), and element counts are
  * 64-bit.  Pointers to tensors with a batch dimension may be NULL when N == 0 (they are
- * empty); every other pointer is required, bias excepted.  The library never allocates device memory, never synchronises the host
- * and never calls exit(): each call returns a tconv_status.
+ * empty); every other pointer is required, bias excepted.  An output must not overlap any
+ * input of its call (TCONV_INVALID_ALIASING); inputs may overlap each other.  The library
+ * never allocates device memory, never synchronises the host and never calls exit(): each
+ * call returns a tconv_status.
  */
 #ifndef TCONV_H
 #define TCONV_H
@@ -58,6 +60,7 @@ typedef enum tconv_status {
     TCONV_INVALID_WORKSPACE,      /* workspace smaller than the queried size, or NULL when it is not 0 */
     TCONV_INVALID_PLAN,           /* a plan that is NULL or destroyed, or run for another pass, problem
                                      or device than it was made for */
+    TCONV_INVALID_ALIASING,       /* the output's memory overlaps an input's */
     /* valid problems tconv does not implement */
     TCONV_UNSUPPORTED_SIZE,       /* a tensor has more than 2^62 elements or a dimension over 2^31 - 1 */
     TCONV_UNSUPPORTED_ALGORITHM,  /* the variant named in config->algorithm cannot implement this problem */

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # gpu_test.sh - everything that needs a GPU, in one go (`make gpu-test`): builds the PyTorch
-# extension and build/test_cuda with CUDA, runs the C GPU test, compute-sanitizer's memcheck
-# and racecheck on its small configurations, pytest (CPU and GPU tests) and the quick
-# benchmark.  Each step writes its own log under $OUT (when set) or build/gpu-logs; the last
-# lines printed are a table of the steps (PASS/FAIL, seconds, card).  Exits non-zero if any
-# step failed.
+# extension and the C GPU programs with CUDA, runs the C GPU test, compute-sanitizer's memcheck
+# and racecheck on its small configurations, the C API from several threads, every variant
+# under memcheck, racecheck, initcheck and synccheck (build/run_variants, one variant at a
+# time), pytest (CPU and GPU tests), the fuzzer (2,000 problems, then 500 with inf/NaN) and
+# the quick benchmark.  Each step writes its own log under $OUT (when set) or
+# build/gpu-logs; the last lines printed are a table of the steps (PASS/FAIL, seconds, card).
+# Exits non-zero if any step failed.
 #
 #   PYTHON       interpreter with torch (default python3)
 #   TCONV_CC, TCONV_CXX  compilers for the extension (default: /usr/bin's gcc and g++)
@@ -57,7 +59,7 @@ step() {
 rm -rf build/temp.* build/lib.* python/tconv/_C*.so
 STEPS+=(build-extension build-test_cuda)
 step build-extension 420 env TCONV_CUDA=1 "$PYTHON" setup.py build_ext --inplace &
-step build-test_cuda 420 make -j "$MAX_JOBS" build/test_cuda &
+step build-test_cuda 420 make -j "$MAX_JOBS" build/test_cuda build/test_threads_cuda build/run_variants &
 wait
 
 STEPS+=(test_cuda memcheck racecheck)
@@ -65,13 +67,45 @@ step test_cuda 240 ./build/test_cuda
 step memcheck 300 "$SANITIZER" --tool memcheck --error-exitcode 1 ./build/test_cuda --small
 step racecheck 300 "$SANITIZER" --tool racecheck --error-exitcode 1 ./build/test_cuda --small
 
+STEPS+=(test_threads)
+step test_threads 240 ./build/test_threads_cuda
+
+# sanitize_variants TOOL: compute-sanitizer's TOOL on build/run_variants one variant at a time,
+# each with its own log; a PASS/FAIL line per variant, non-zero if any failed
+sanitize_variants() {
+    local tool=$1 failed=0 name
+    for name in $(./build/run_variants --list); do
+        if "$SANITIZER" --tool "$tool" --error-exitcode 1 ./build/run_variants "$name" \
+            > "$LOGS/$tool-variants/$name.log" 2>&1; then
+            echo "PASS $name"
+        else
+            echo "FAIL $name: $LOGS/$tool-variants/$name.log"
+            tail -n 15 "$LOGS/$tool-variants/$name.log"
+            failed=1
+        fi
+    done
+    return $failed
+}
+export -f sanitize_variants
+export SANITIZER LOGS
+for tool in memcheck racecheck initcheck synccheck; do
+    mkdir -p "$LOGS/$tool-variants"
+    STEPS+=("$tool-variants")
+    step "$tool-variants" 1200 bash -c "sanitize_variants $tool"
+done
+
 STEPS+=(pytest)
 if "$PYTHON" -c "import pytest" 2> /dev/null; then
-    step pytest 300 "$PYTHON" -m pytest -q -rs tests/python
+    step pytest 900 "$PYTHON" -m pytest -q -rs tests/python
 else
     echo "pytest is not installed for $PYTHON" > "$LOGS/pytest.log"
     echo "FAIL 0" > "$LOGS/pytest.status"
 fi
+
+# random problems through autograd and every variant that takes them, then with inf and NaN
+STEPS+=(fuzz fuzz-nonfinite)
+step fuzz 900 env PYTHONPATH=python "$PYTHON" -m tconv.fuzz --device cuda --count 2000 --every-variant
+step fuzz-nonfinite 600 env PYTHONPATH=python "$PYTHON" -m tconv.fuzz --device cuda --count 500 --nonfinite 1 --every-variant
 
 if [ -f python/tconv/bench.py ]; then
     STEPS+=(bench)
@@ -91,10 +125,10 @@ done
 
 {
     echo
-    printf '%-16s %-6s %8s  %s\n' step result seconds card
+    printf '%-20s %-6s %8s  %s\n' step result seconds card
     for name in "${STEPS[@]}"; do
         read -r result seconds < "$LOGS/$name.status"
-        printf '%-16s %-6s %8s  %s\n' "$name" "$result" "$seconds" "$CARD"
+        printf '%-20s %-6s %8s  %s\n' "$name" "$result" "$seconds" "$CARD"
     done
     echo "logs: $LOGS"
 } | tee "$LOGS/summary.txt"

@@ -20,10 +20,16 @@ const char *tconv_cuda_variant(int index, tconv_pass *pass)
 
 int tconv_cuda_last_error(void) { return 0; }
 
+/* The tensors of a call, for the aliasing check (NULL where the call has none). */
+typedef struct no_cuda_tensors {
+    const void *x, *weight, *bias, *grad_y, *out;
+} no_cuda_tensors;
+
 /* The first mistake among: a NULL required pointer (pointers_ok == 0), the problem, the
- * config, the pass; else TCONV_UNSUPPORTED_NO_CUDA. */
+ * config, the pass, an output overlapping an input of t (when given); else
+ * TCONV_UNSUPPORTED_NO_CUDA. */
 static tconv_status no_cuda(int pointers_ok, const tconv_problem *p, const tconv_config *config,
-                            tconv_pass pass)
+                            tconv_pass pass, const no_cuda_tensors *t)
 {
     if (!pointers_ok || p == NULL || config == NULL)
         return TCONV_INVALID_POINTER;
@@ -33,13 +39,16 @@ static tconv_status no_cuda(int pointers_ok, const tconv_problem *p, const tconv
         status = tconv_config_check(config);
     if (status != TCONV_SUCCESS)
         return status;
-    switch (pass) {
-    case TCONV_PASS_FORWARD:
-    case TCONV_PASS_GRAD_INPUT:
-    case TCONV_PASS_GRAD_WEIGHT:
-    case TCONV_PASS_GRAD_BIAS: return TCONV_UNSUPPORTED_NO_CUDA;
+    if (pass != TCONV_PASS_FORWARD && pass != TCONV_PASS_GRAD_INPUT &&
+        pass != TCONV_PASS_GRAD_WEIGHT && pass != TCONV_PASS_GRAD_BIAS)
+        return TCONV_INVALID_PASS;
+    if (t != NULL) {
+        const size_t size = config->dtype == TCONV_FLOAT64 ? 8 : config->dtype == TCONV_FLOAT32 ? 4 : 2;
+        status = tconv_check_aliasing(&checked, pass, size, t->x, t->weight, t->bias, t->grad_y, t->out);
+        if (status != TCONV_SUCCESS)
+            return status;
     }
-    return TCONV_INVALID_PASS;
+    return TCONV_UNSUPPORTED_NO_CUDA;
 }
 
 tconv_status tconv_cuda_algorithm(const tconv_problem *p, tconv_pass pass,
@@ -47,7 +56,7 @@ tconv_status tconv_cuda_algorithm(const tconv_problem *p, tconv_pass pass,
 {
     if (name != NULL)
         *name = NULL;
-    return no_cuda(name != NULL, p, config, pass);
+    return no_cuda(name != NULL, p, config, pass, NULL);
 }
 
 tconv_status tconv_cuda_workspace_size(const tconv_problem *p, tconv_pass pass,
@@ -55,7 +64,7 @@ tconv_status tconv_cuda_workspace_size(const tconv_problem *p, tconv_pass pass,
 {
     if (bytes != NULL)
         *bytes = 0;
-    return no_cuda(bytes != NULL, p, config, pass);
+    return no_cuda(bytes != NULL, p, config, pass, NULL);
 }
 
 /* x is (N, C_in, H_in, W_in), weight is (C_in, C_out/groups, kH, kW), bias is (C_out) or NULL,
@@ -64,11 +73,11 @@ tconv_status tconv_forward_cuda(const tconv_problem *p, const tconv_config *conf
                                 const void *x, const void *weight, const void *bias, void *y,
                                 void *workspace, size_t workspace_bytes, struct CUstream_st *stream)
 {
-    (void)bias;
     (void)workspace;
     (void)workspace_bytes;
     (void)stream;
-    return no_cuda(x != NULL && weight != NULL && y != NULL, p, config, TCONV_PASS_FORWARD);
+    const no_cuda_tensors t = {x, weight, bias, NULL, y};
+    return no_cuda(x != NULL && weight != NULL && y != NULL, p, config, TCONV_PASS_FORWARD, &t);
 }
 
 /* grad_y is (N, C_out, H_out, W_out), weight is (C_in, C_out/groups, kH, kW),
@@ -81,8 +90,9 @@ tconv_status tconv_grad_input_cuda(const tconv_problem *p, const tconv_config *c
     (void)workspace;
     (void)workspace_bytes;
     (void)stream;
+    const no_cuda_tensors t = {NULL, weight, NULL, grad_y, grad_x};
     return no_cuda(grad_y != NULL && weight != NULL && grad_x != NULL, p, config,
-                   TCONV_PASS_GRAD_INPUT);
+                   TCONV_PASS_GRAD_INPUT, &t);
 }
 
 /* x is (N, C_in, H_in, W_in), grad_y is (N, C_out, H_out, W_out),
@@ -95,8 +105,9 @@ tconv_status tconv_grad_weight_cuda(const tconv_problem *p, const tconv_config *
     (void)workspace;
     (void)workspace_bytes;
     (void)stream;
+    const no_cuda_tensors t = {x, NULL, NULL, grad_y, grad_weight};
     return no_cuda(x != NULL && grad_y != NULL && grad_weight != NULL, p, config,
-                   TCONV_PASS_GRAD_WEIGHT);
+                   TCONV_PASS_GRAD_WEIGHT, &t);
 }
 
 /* grad_y is (N, C_out, H_out, W_out), grad_bias is (C_out). */
@@ -108,7 +119,8 @@ tconv_status tconv_grad_bias_cuda(const tconv_problem *p, const tconv_config *co
     (void)workspace;
     (void)workspace_bytes;
     (void)stream;
-    return no_cuda(grad_y != NULL && grad_bias != NULL, p, config, TCONV_PASS_GRAD_BIAS);
+    const no_cuda_tensors t = {NULL, NULL, NULL, grad_y, grad_bias};
+    return no_cuda(grad_y != NULL && grad_bias != NULL, p, config, TCONV_PASS_GRAD_BIAS, &t);
 }
 
 /* No plan can be made without CUDA: tconv_plan_create fails like the calls above, and every
@@ -118,7 +130,7 @@ tconv_status tconv_plan_create(tconv_plan **plan, const tconv_problem *p, tconv_
 {
     if (plan != NULL)
         *plan = NULL;
-    return no_cuda(plan != NULL, p, config, pass);
+    return no_cuda(plan != NULL, p, config, pass, NULL);
 }
 
 tconv_status tconv_plan_destroy(tconv_plan *plan)

@@ -48,6 +48,8 @@ const char *tconv_status_string(tconv_status status)
     case TCONV_INVALID_PLAN:
         return "invalid argument: the plan is NULL or destroyed, or was made for another pass, "
                "problem or device";
+    case TCONV_INVALID_ALIASING:
+        return "invalid argument: the output tensor overlaps an input tensor in memory";
     case TCONV_UNSUPPORTED_SIZE:
         return "unsupported: a dimension exceeds 2^31 - 1 or a tensor has more than 2^62 "
                "elements";
@@ -169,4 +171,51 @@ tconv_status tconv_config_check(const tconv_config *config)
     default: return TCONV_INVALID_PRECISION;
     }
     return TCONV_SUCCESS;
+}
+
+/* One past the last byte of a tensor of `elems` elements of `size` bytes at `at`, as an
+ * integer; UINTPTR_MAX where that would not fit (no such tensor fits in memory either). */
+static uintptr_t end_of(uintptr_t at, int64_t elems, size_t size)
+{
+    if ((uint64_t)elems > (UINTPTR_MAX - at) / size)
+        return UINTPTR_MAX;
+    return at + (uintptr_t)elems * size;
+}
+
+/* Whether two tensors share a byte; NULL or empty ones share none. */
+static int overlap(const void *a, int64_t a_elems, const void *b, int64_t b_elems, size_t size)
+{
+    if (a == NULL || b == NULL || a_elems == 0 || b_elems == 0)
+        return 0;
+    const uintptr_t a0 = (uintptr_t)a, b0 = (uintptr_t)b;
+    return a0 < end_of(b0, b_elems, size) && b0 < end_of(a0, a_elems, size);
+}
+
+tconv_status tconv_check_aliasing(const tconv_problem *p, tconv_pass pass, size_t elem_size,
+                                  const void *x, const void *weight, const void *bias,
+                                  const void *grad_y, const void *out)
+{
+    const int64_t x_elems = tconv_x_elems(p), y_elems = tconv_y_elems(p);
+    const int64_t w_elems = tconv_weight_elems(p), b_elems = p->c_out;
+    int bad;
+    switch (pass) {
+    case TCONV_PASS_FORWARD:
+        bad = overlap(out, y_elems, x, x_elems, elem_size) ||
+              overlap(out, y_elems, weight, w_elems, elem_size) ||
+              overlap(out, y_elems, bias, b_elems, elem_size);
+        break;
+    case TCONV_PASS_GRAD_INPUT:
+        bad = overlap(out, x_elems, grad_y, y_elems, elem_size) ||
+              overlap(out, x_elems, weight, w_elems, elem_size);
+        break;
+    case TCONV_PASS_GRAD_WEIGHT:
+        bad = overlap(out, w_elems, x, x_elems, elem_size) ||
+              overlap(out, w_elems, grad_y, y_elems, elem_size);
+        break;
+    case TCONV_PASS_GRAD_BIAS:
+        bad = overlap(out, b_elems, grad_y, y_elems, elem_size);
+        break;
+    default: return TCONV_INVALID_PASS;
+    }
+    return bad ? TCONV_INVALID_ALIASING : TCONV_SUCCESS;
 }

@@ -39,6 +39,18 @@ tconv_status tconv_problem_check_copy(const tconv_problem *p, tconv_problem *che
  * for values outside their enums, else TCONV_SUCCESS. */
 tconv_status tconv_config_check(const tconv_config *config);
 
+/* TCONV_INVALID_ALIASING when the memory of the output `out` of `pass` overlaps that of one
+ * of the pass's inputs (forward: x, weight, bias; grad_input: grad_y, weight; grad_weight:
+ * x, grad_y; grad_bias: grad_y), TCONV_INVALID_PASS for a pass outside the enum, else
+ * TCONV_SUCCESS.  p has passed tconv_problem_check(); elem_size is the bytes of one element
+ * of the call's dtype; NULL and empty tensors overlap nothing, and the pointers the pass does
+ * not take are ignored.  Inputs may share memory with each other: they are only read.  For
+ * the entry points, after their problem and pointer checks: an output written over an input
+ * would be computed from half-overwritten data. */
+tconv_status tconv_check_aliasing(const tconv_problem *p, tconv_pass pass, size_t elem_size,
+                                  const void *x, const void *weight, const void *bias,
+                                  const void *grad_y, const void *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -41,6 +41,15 @@ static inline tconv_status cpu_check(const tconv_problem *problem, int batch_giv
     return others_given && (batch_given || p->n == 0) ? TCONV_SUCCESS : TCONV_INVALID_POINTER;
 }
 
+/* tconv_check_aliasing for a pass's tensors of the checked problem p (NULL: not the pass's). */
+static inline tconv_status cpu_check_aliasing(const tconv_problem *p, tconv_pass pass, cpu_type type,
+                                              const void *x, const void *weight, const void *bias,
+                                              const void *grad_y, const void *out)
+{
+    return tconv_check_aliasing(p, pass, type == CPU_FLOAT32 ? sizeof(float) : sizeof(double), x,
+                                weight, bias, grad_y, out);
+}
+
 /* Whether a pass of about `work` multiply-adds is worth a team of threads.  Below 2^18 the
  * team's start and barrier cost more than the work, and on a busy machine one descheduled
  * thread stalls the rest (the tests run thousands of tiny problems).  A double, because

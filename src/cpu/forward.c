@@ -14,6 +14,8 @@ static tconv_status forward_pass(const tconv_problem *problem, cpu_type type, co
 {
     tconv_problem p;
     tconv_status status = cpu_check(problem, x != NULL && y != NULL, weight != NULL, &p);
+    if (status == TCONV_SUCCESS)
+        status = cpu_check_aliasing(&p, TCONV_PASS_FORWARD, type, x, weight, bias, NULL, y);
     if (status != TCONV_SUCCESS)
         return status;
 

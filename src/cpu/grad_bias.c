@@ -13,6 +13,8 @@ static tconv_status grad_bias_pass(const tconv_problem *problem, cpu_type type, 
 {
     tconv_problem p;
     tconv_status status = cpu_check(problem, grad_y != NULL, grad_bias != NULL, &p);
+    if (status == TCONV_SUCCESS)
+        status = cpu_check_aliasing(&p, TCONV_PASS_GRAD_BIAS, type, NULL, NULL, NULL, grad_y, grad_bias);
     if (status != TCONV_SUCCESS)
         return status;
 

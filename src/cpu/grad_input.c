@@ -16,6 +16,8 @@ static tconv_status grad_input_pass(const tconv_problem *problem, cpu_type type,
     tconv_problem p;
     tconv_status status =
         cpu_check(problem, grad_y != NULL && grad_x != NULL, weight != NULL, &p);
+    if (status == TCONV_SUCCESS)
+        status = cpu_check_aliasing(&p, TCONV_PASS_GRAD_INPUT, type, NULL, weight, NULL, grad_y, grad_x);
     if (status != TCONV_SUCCESS)
         return status;
 

@@ -16,6 +16,8 @@ static tconv_status grad_weight_pass(const tconv_problem *problem, cpu_type type
     tconv_problem p;
     tconv_status status =
         cpu_check(problem, x != NULL && grad_y != NULL, grad_weight != NULL, &p);
+    if (status == TCONV_SUCCESS)
+        status = cpu_check_aliasing(&p, TCONV_PASS_GRAD_WEIGHT, type, x, NULL, NULL, grad_y, grad_weight);
     if (status != TCONV_SUCCESS)
         return status;
 

@@ -187,6 +187,14 @@ static tconv_status plan_run(const tconv_plan *plan, tconv_args *args, size_t wo
     }
     if (bad)
         return TCONV_INVALID_POINTER;
+    const void *out = plan->pass == TCONV_PASS_FORWARD      ? args->y
+                      : plan->pass == TCONV_PASS_GRAD_INPUT ? args->grad_x
+                      : plan->pass == TCONV_PASS_GRAD_WEIGHT ? args->grad_weight
+                                                              : args->grad_bias;
+    const tconv_status status = tconv_check_aliasing(p, plan->pass, element_size(plan->config.dtype), args->x,
+                                                     args->weight, args->bias, args->grad_y, out);
+    if (status != TCONV_SUCCESS)
+        return status;
 
     if (p->n == 0) {
         /* no batch: y and grad_x are empty, the sums of grad_weight and grad_bias are 0 (and

@@ -777,10 +777,15 @@ static void test_no_cuda(void)
     CHECK(tconv_cuda_workspace_size(&p, TCONV_PASS_GRAD_WEIGHT, &config, &bytes) == none &&
               bytes == 0,
           "workspace_size");
-    CHECK(tconv_forward_cuda(&p, &config, d, d, NULL, d, NULL, 0, NULL) == none, "forward");
-    CHECK(tconv_grad_input_cuda(&p, &config, d, d, d, NULL, 0, NULL) == none, "grad_input");
-    CHECK(tconv_grad_weight_cuda(&p, &config, d, d, d, NULL, 0, NULL) == none, "grad_weight");
-    CHECK(tconv_grad_bias_cuda(&p, &config, d, d, NULL, 0, NULL) == none, "grad_bias");
+    /* tensors far apart (never dereferenced), so that no output overlaps an input */
+    void *in1 = (void *)((uintptr_t)1 << 40), *in2 = (void *)((uintptr_t)2 << 40);
+    void *out = (void *)((uintptr_t)3 << 40);
+    CHECK(tconv_forward_cuda(&p, &config, in1, in2, NULL, out, NULL, 0, NULL) == none, "forward");
+    CHECK(tconv_grad_input_cuda(&p, &config, in1, in2, out, NULL, 0, NULL) == none, "grad_input");
+    CHECK(tconv_grad_weight_cuda(&p, &config, in1, in2, out, NULL, 0, NULL) == none, "grad_weight");
+    CHECK(tconv_grad_bias_cuda(&p, &config, in1, out, NULL, 0, NULL) == none, "grad_bias");
+    CHECK(tconv_forward_cuda(&p, &config, in1, in2, NULL, in1, NULL, 0, NULL) == TCONV_INVALID_ALIASING,
+          "forward with y over x");
 
     /* no plan can be made; any plan given is refused */
     tconv_plan *plan = (tconv_plan *)d;
