@@ -159,16 +159,24 @@ typedef struct direct_plan {
 } direct_plan;
 static_assert(sizeof(direct_plan) <= TCONV_VARIANT_STATE_BYTES, "a direct plan fits a variant's state");
 
-/* Picks pl->main and pl->narrow for storage type T (the shape made).  Combinations
- * direct_can_implement refuses are not even instantiated; the MMA kernel has a fully
- * unrolled form for the common 9 taps per phase (3x3, stride 1). */
+/* Whether tile Tile has kernels for storage type T: tensor-core tiles take float only, wide
+ * FMA tiles no float64 (too many accumulators).  The others are never instantiated
+ * (direct_can_implement refuses them). */
+template <typename Tile, typename T> constexpr bool direct_has_kernels()
+{
+    return Tile::mma != DIRECT_FMA ? std::is_same<T, float>::value
+                                   : !(sizeof(acc_t<T>) == 8 && Tile::rco * DIRECT_RPX > 32);
+}
+
+/* Picks pl->main and pl->narrow for storage type T (the shape made).  The MMA kernel has a
+ * fully unrolled form for the common 9 taps per phase (3x3, stride 1). */
 template <int MODE, typename Tile> struct direct_pick {
     direct_plan *pl;
     template <typename T> cudaError_t operator()() const
     {
         const direct_shape &s = pl->s;
         pl->narrow = NULL;
-        if constexpr (Tile::mma != DIRECT_FMA && !std::is_same<T, float>::value) {
+        if constexpr (!direct_has_kernels<Tile, T>()) {
             return cudaErrorInvalidValue;
         } else if constexpr (Tile::mma == DIRECT_WGMMA_TF32) {
             if (s.taps != 9 && s.taps != 4) return cudaErrorInvalidValue;
@@ -178,8 +186,6 @@ template <int MODE, typename Tile> struct direct_pick {
             pl->main = s.taps == 9 ? direct_wgmma_fp16_kernel<MODE, 9> : direct_wgmma_fp16_kernel<MODE, 4>;
         } else if constexpr (Tile::mma != DIRECT_FMA) {
             pl->main = s.taps == 9 ? direct_mma_kernel<MODE, Tile::mma, 9> : direct_mma_kernel<MODE, Tile::mma, 0>;
-        } else if constexpr (sizeof(acc_t<T>) == 8 && Tile::rco * DIRECT_RPX > 32) {
-            return cudaErrorInvalidValue;
         } else if constexpr (sizeof(acc_t<T>) == 4) {
             if (s.P.pairs) {
                 pl->main = direct_kernel<T, MODE, Tile::rco, Tile::warps_co, Tile::warps_px, false, true>;
@@ -201,18 +207,22 @@ template <int MODE, typename Tile> struct direct_launch {
     const direct_plan *pl;
     template <typename T> cudaError_t operator()() const
     {
-        direct_shape s = pl->s;
-        if constexpr (Tile::mma == DIRECT_WGMMA_3XFP16) {
-            /* the weights' largest magnitude, for their scale (direct_prepare_weights) */
-            unsigned *wmax = (unsigned *)((char *)a->workspace + s.wmax_offset);
-            s.P.wmax = wmax;
-            const int64_t nw = s.P.groups * s.P.w_group;
-            cudaError_t err = cudaMemsetAsync(wmax, 0, sizeof(unsigned), a->stream);
-            if (err != cudaSuccess) return err;
-            direct_weight_max<<<(unsigned)(nw < 64 * 1024 ? (nw + 1023) / 1024 : 64), 256, 0, a->stream>>>(
-                (const float *)a->weight, nw, wmax);
+        if constexpr (!direct_has_kernels<Tile, T>()) {
+            return cudaErrorInvalidValue;
+        } else {
+            direct_shape s = pl->s;
+            if constexpr (Tile::mma == DIRECT_WGMMA_3XFP16) {
+                /* the weights' largest magnitude, for their scale (direct_prepare_weights) */
+                unsigned *wmax = (unsigned *)((char *)a->workspace + s.wmax_offset);
+                s.P.wmax = wmax;
+                const int64_t nw = s.P.groups * s.P.w_group;
+                cudaError_t err = cudaMemsetAsync(wmax, 0, sizeof(unsigned), a->stream);
+                if (err != cudaSuccess) return err;
+                direct_weight_max<<<(unsigned)(nw < 64 * 1024 ? (nw + 1023) / 1024 : 64), 256, 0, a->stream>>>(
+                    (const float *)a->weight, nw, wmax);
+            }
+            return launch<T>(s);
         }
-        return launch<T>(s);
     }
     /* The narrow tiles' kernel, where the plan has one, goes first with its own grid, then
      * the other tiles' kernel over the strips before. */
