@@ -4,17 +4,18 @@
 #   make test       C tests + pytest (CPU always; GPU tests too where a GPU is present)
 #   make gpu-test   on a GPU machine: build with CUDA, GPU tests, compute-sanitizer, short table
 #   make bench      the benchmark (python -m tconv.bench); BENCH_ARGS=--quick for a short run
-#   make cuda-check compile the CUDA sources for sm_80 and sm_90(a), no warnings allowed
+#   make cuda-check compile the CUDA sources for sm_80 and sm_90(a), no warnings allowed, with this
+#                   nvcc and CUDA 11.8's, then test the CUDA library's host side on a fake CUDA
+#                   runtime (no GPU needed)
 #   make fuzz       on a GPU machine: python -m tconv.fuzz, 10,000 problems, then 1,000 with inf/NaN
 
 CC      ?= cc
 NVCC    ?= nvcc
 CFLAGS  ?= -O2
 CFLAGS  += -std=c11 -Wall -Wextra -Wpedantic -Werror -fopenmp -Iinclude -Isrc
-NVFLAGS ?= -O3
-# sm_90a (Hopper's wgmma) with TCONV_WGMMA, which tells the host code that the build holds it
-NVFLAGS += -std=c++17 -Iinclude -Isrc -Xcompiler -Wall,-Wextra -Werror all-warnings \
-           -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90a,code=sm_90a -DTCONV_WGMMA
+# the GPU targets and code generation: scripts/nvcc_flags.sh, the one source of them
+NVFLAGS ?=
+NVFLAGS += $(shell scripts/nvcc_flags.sh $(NVCC)) -Iinclude -Isrc -Xcompiler -Wall,-Wextra -Werror all-warnings
 
 # The virtual environment of `make demo` / `make test`; GPU machines bring their own torch,
 # so gpu-test and bench use the system interpreter unless PYTHON is given.
@@ -26,7 +27,7 @@ C_SRC    := src/problem.c $(wildcard src/cpu/*.c)
 CUDA_SRC := $(wildcard src/cuda/*.cu src/cuda/*/*.cu)
 CUDA_HDR := $(wildcard src/cuda/*.h src/cuda/*.cuh src/cuda/*/*.cuh)
 
-.PHONY: all demo test c-test py-test gpu-test bench cuda-check clean venv ext fuzz
+.PHONY: all demo test c-test py-test gpu-test bench cuda-check host-test clean venv ext fuzz
 
 all: build/test_cpu
 
@@ -101,8 +102,12 @@ build/test_plans: tests/c/test_plans.c tests/c/fake_cuda.c tests/c/fake_cuda.h t
 	$(CC) $(CFLAGS) -I$(CUDA_DIR)/include tests/c/test_plans.c tests/c/fake_cuda.c build/libtconv_cuda.a \
 	    -lstdc++ -lm -o $@
 
+host-test: build/test_plans
+	./build/test_plans
+
 cuda-check:
 	./scripts/cuda_check.sh
+	$(MAKE) host-test
 
 # ---- Python ----
 # The stamp, not the interpreter (a link to the system's), records the installed requirements.

@@ -7,8 +7,9 @@ kernels in src/cuda/*.cu are compiled by nvcc; without it, src/no_cuda.c stands 
 Environment:
     TCONV_CUDA=0|1      force the CPU-only or the CUDA build (default: CUDA when torch was
                         built with CUDA and the nvcc found has the same major version)
-    TCONV_CUDA_ARCHS    compute capabilities for nvcc, e.g. "80;90a" (default "80;90a", or
-                        "80;90" with nvcc 11); 90a adds Hopper's wgmma kernels
+    TCONV_CUDA_ARCHS    compute capabilities for nvcc, e.g. "80;90a" (scripts/nvcc_flags.sh:
+                        default "80;90a", or "80;90" with nvcc 11); 90a adds Hopper's wgmma
+                        kernels
 """
 import glob
 import os
@@ -56,15 +57,11 @@ def use_cuda():
     return nvcc_major() == int(torch.version.cuda.split(".")[0])
 
 
-def gencode_flags():
-    default = "80;90a" if (nvcc_major() or 0) >= 12 else "80;90"
-    archs = os.environ.get("TCONV_CUDA_ARCHS", default).replace(",", ";").split(";")
-    flags = []
-    for arch in filter(None, (a.strip() for a in archs)):
-        flags += ["-gencode", "arch=compute_%s,code=sm_%s" % (arch, arch)]
-        if arch == "90a":
-            flags.append("-DTCONV_WGMMA")  # the host code may dispatch to the wgmma kernels
-    return flags
+def nvcc_flags():
+    """scripts/nvcc_flags.sh's flags for torch's nvcc: the one source of the GPU targets."""
+    nvcc = os.path.join(cpp_extension.CUDA_HOME, "bin", "nvcc")
+    script = os.path.join(ROOT, "scripts", "nvcc_flags.sh")
+    return subprocess.run(["sh", script, nvcc], capture_output=True, text=True, check=True).stdout.split()
 
 
 class BuildWithC(cpp_extension.BuildExtension):
@@ -92,7 +89,7 @@ def make_extension():
             include_dirs=INCLUDE_DIRS,
             define_macros=[("TCONV_WITH_CUDA", "1")],
             extra_compile_args={"cxx": cxx_flags,
-                                "nvcc": ["-O3", "-std=c++17"] + gencode_flags()},
+                                "nvcc": nvcc_flags()},
             extra_link_args=["-fopenmp"])
     else:
         c_sources.append("src/no_cuda.c")

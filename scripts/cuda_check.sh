@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# cuda_check.sh - compile every src/cuda/**.cu and dev/cuda/*.cu (the kernel lab) for sm_80 and
-# sm_90a with this machine's nvcc and for sm_80 and sm_90 with CUDA 11.8's nvcc (the oldest
-# toolkit tconv supports; it has no sm_90a, so no wgmma), warnings as errors; and the lab's C
-# driver.  Needs no GPU; `make cuda-check` and CI run it.
+# cuda_check.sh - compile the CUDA library (make build/libtconv_cuda.a) and the kernel lab
+# (dev/cuda/*.cu) with this machine's nvcc, and every CUDA source with CUDA 11.8's nvcc (the
+# oldest toolkit tconv supports; it has no sm_90a, so no wgmma), each for the targets
+# scripts/nvcc_flags.sh gives it, warnings as errors; and the C programs that drive the CUDA
+# library.  Needs no GPU; `make cuda-check` and CI run it.
 #
 # CUDA 11.8 is assembled once under build/cuda-check/cuda-11.8 (later runs reuse it):
 #   - nvcc, cicc, ptxas, ... from Debian's nvidia-cuda-toolkit 11.8 (bookworm, non-free),
@@ -18,11 +19,8 @@ cd "$(dirname "$0")/.."
 CACHE=build/cuda-check
 CUDA118="$CACHE/cuda-11.8"
 NVCC_NEW=${NVCC:-nvcc}
-FLAGS=(-O3 -std=c++17 -Iinclude -Isrc -Xcompiler -Wall,-Wextra,-Werror -Werror all-warnings
-       -gencode arch=compute_80,code=sm_80)
-# sm_90a (wgmma) where the toolkit has it; CUDA 11.8 builds sm_90 without the wgmma kernels
-SM90A=(-gencode arch=compute_90a,code=sm_90a -DTCONV_WGMMA)
-SM90=(-gencode arch=compute_90,code=sm_90)
+# the flags of every compile, besides scripts/nvcc_flags.sh's
+FLAGS=(-Iinclude -Isrc -Xcompiler -Wall,-Wextra,-Werror -Werror all-warnings)
 
 install_cuda118() {
     local tmp="$CACHE/download" apt
@@ -67,11 +65,11 @@ if [ ! -x "$CUDA118/bin/nvcc" ]; then
     install_cuda118
 fi
 
-# compile <nvcc> [extra flags]: every source, in parallel; prints one line per file
+# compile <nvcc> <sources> [extra flags]: the sources, in parallel; prints one line per file
 failed=0
 compile() {
-    local nvcc=$1; shift
-    local version out
+    local nvcc=$1 sources=$2; shift 2
+    local version out flags
     version=$("$nvcc" --version 2> /dev/null | sed -n 's/.*release \([0-9.]*\).*/\1/p') || true
     if [ -z "$version" ]; then
         echo "FAIL  $nvcc is not a working nvcc"
@@ -80,10 +78,11 @@ compile() {
     fi
     out="$CACHE/obj-$version"
     mkdir -p "$out"
-    echo "== $nvcc: CUDA $version"
+    read -ra flags <<< "$(scripts/nvcc_flags.sh "$nvcc")"
+    echo "== $nvcc: CUDA $version, ${flags[*]}"
     export -f compile_one
-    if ! printf '%s\n' src/cuda/*.cu src/cuda/*/*.cu dev/cuda/*.cu | xargs -P "$(nproc)" -I{} \
-            bash -c 'compile_one "$@"' _ {} "$out" "$nvcc" "$@" "${FLAGS[@]}"; then
+    if ! printf '%s\n' $sources | xargs -P "$(nproc)" -I{} \
+            bash -c 'compile_one "$@"' _ {} "$out" "$nvcc" "$@" "${flags[@]}" "${FLAGS[@]}"; then
         failed=1
     fi
 }
@@ -99,18 +98,33 @@ compile_one() {
     fi
 }
 
-compile "$NVCC_NEW" "${SM90A[@]}"
-compile "$CUDA118/bin/nvcc" -ccbin g++-11 "${SM90[@]}"
-
-# the kernel lab's C driver, against the CUDA runtime's headers
-CUDA_INC="$(dirname "$(command -v "$NVCC_NEW")")/../include"
-if cc -std=c11 -Wall -Wextra -Wpedantic -Werror -Iinclude -I"$CUDA_INC" -c dev/cuda/time_variants.c \
-        -o "$CACHE/time_variants.o"; then
-    echo "ok    dev/cuda/time_variants.c"
+# the library as the Makefile builds it (its objects serve `make host-test`), then the lab
+echo "== make build/libtconv_cuda.a with $NVCC_NEW"
+if make -s -j "$(nproc)" NVCC="$NVCC_NEW" build/libtconv_cuda.a; then
+    echo "ok    build/libtconv_cuda.a"
 else
-    echo "FAIL  dev/cuda/time_variants.c"
+    echo "FAIL  build/libtconv_cuda.a"
     failed=1
 fi
+compile "$NVCC_NEW" "$(echo dev/cuda/*.cu)"
+compile "$CUDA118/bin/nvcc" "$(echo src/cuda/*.cu src/cuda/*/*.cu dev/cuda/*.cu)" -ccbin g++-11
+
+# the C programs that drive the CUDA library, against the CUDA runtime's headers
+CUDA_INC="$(dirname "$(command -v "$NVCC_NEW")")/../include"
+c_check() {
+    local src=$1; shift
+    if cc -std=c11 -Wall -Wextra -Wpedantic -Werror -Iinclude -Isrc -I"$CUDA_INC" "$@" -c "$src" \
+            -o "$CACHE/$(basename "$src" .c).o"; then
+        echo "ok    $src $*"
+    else
+        echo "FAIL  $src $*"
+        failed=1
+    fi
+}
+c_check dev/cuda/time_variants.c
+c_check tests/c/test_cuda.c
+c_check tests/c/run_variants.c
+c_check tests/c/test_threads.c -DTCONV_TEST_CUDA
 
 if [ "$failed" != 0 ]; then
     echo "cuda-check: FAILED"

@@ -58,7 +58,8 @@ typedef struct direct_params {
     int groups;
     int tw;             /* destination columns of a tile (in the padding before the int64s: moving
                          * the later fields' offsets made ptxas spill the FMA tiles) */
-    int64_t w_red, w_out, w_group; /* weight strides of a reduction channel, destination channel, group */
+    /* the weight's strides between reduction channels, destination channels and groups */
+    int64_t w_stride_red, w_stride_dst, w_stride_group;
     direct_axis ah, aw;
     int phases_h, phases_w; /* the strides for forward, 1 for grad-input */
     int tiles_h, tiles_w, co_tiles;

@@ -171,13 +171,13 @@ __global__ void direct_prepare_weights(const direct_params P, acc_t<T> *prepared
     __syncthreads();
     if (publish) direct_copy_taps(taps + blockIdx.x, &t, blockDim.x);
     if (last) direct_copy_taps(taps + gridDim.x + blockIdx.x, &tl, blockDim.x);
-    const T *weight = (const T *)P.weight + (int64_t)g * P.w_group;
+    const T *weight = (const T *)P.weight + (int64_t)g * P.w_stride_group;
     acc_t<T> *out = prepared + direct_weights_offset(P, blockIdx.x, g, obase / TCO, chunk);
     const float wscale = MMA == DIRECT_WGMMA_3XFP16 ? pow2f(fp16_exponent(*P.wmax, DIRECT_FP16_W_TOP, 0)) : 1.f;
     for (int e = part * blockDim.x + threadIdx.x; e < P.cc * t.ntaps * TCO; e += parts * blockDim.x) {
         const int o = e % TCO, tap = e / TCO % t.ntaps, c = e / (TCO * t.ntaps);
         const bool ok = c0 + c < P.cr && obase + o < P.co;
-        const acc_t<T> v = ok ? to_acc(weight[(int64_t)(c0 + c) * P.w_red + (int64_t)(obase + o) * P.w_out + t.tap_k[tap]]) : 0;
+        const acc_t<T> v = ok ? to_acc(weight[(int64_t)(c0 + c) * P.w_stride_red + (int64_t)(obase + o) * P.w_stride_dst + t.tap_k[tap]]) : 0;
         if constexpr (MMA == DIRECT_WGMMA_3XFP16) {
             __half2 hi, lo;
             fp16_split(v * wscale, 0.f, 2048.f, hi, lo);

@@ -61,9 +61,9 @@ static int direct_shape_make(direct_shape *s, int mode, const tconv_problem *p, 
     P->cr = (int)(fwd ? cig : cog);
     P->co = (int)(fwd ? cog : cig);
     const int64_t khw = p->kernel_h * p->kernel_w;
-    P->w_red = fwd ? cog * khw : khw;
-    P->w_out = fwd ? khw : cog * khw;
-    P->w_group = cig * cog * khw;
+    P->w_stride_red = fwd ? cog * khw : khw;
+    P->w_stride_dst = fwd ? khw : cog * khw;
+    P->w_stride_group = cig * cog * khw;
     const direct_axis ah = {(int)p->kernel_h, (int)p->stride_h, (int)p->padding_h, (int)p->dilation_h,
                             (int)(fwd ? p->h_in : p->h_out), (int)(fwd ? p->h_out : p->h_in)};
     const direct_axis aw = {(int)p->kernel_w, (int)p->stride_w, (int)p->padding_w, (int)p->dilation_w,
@@ -215,7 +215,7 @@ template <int MODE, typename Tile> struct direct_launch {
                 /* the weights' largest magnitude, for their scale (direct_prepare_weights) */
                 unsigned *wmax = (unsigned *)((char *)a->workspace + s.wmax_offset);
                 s.P.wmax = wmax;
-                const int64_t nw = s.P.groups * s.P.w_group;
+                const int64_t nw = s.P.groups * s.P.w_stride_group;
                 cudaError_t err = cudaMemsetAsync(wmax, 0, sizeof(unsigned), a->stream);
                 if (err != cudaSuccess) return err;
                 direct_weight_max<<<(unsigned)(nw < 64 * 1024 ? (nw + 1023) / 1024 : 64), 256, 0, a->stream>>>(

@@ -9,53 +9,53 @@
  * (one LDS.128 per fragment); the 4 k-steps x 3 tap columns of a tap row read one window of
  * 8 + 2*DW <= 12 grad_y floats (3 LDS.128 for 12 B fragments).  The tensor cores chop each
  * mma's sum at the accumulator's ulp, so accumulators are added into outer float sums every
- * GWM_TF32_FLUSH units in tf32 mode and every unit for 3xFP16.  docs/algorithm.md has the
+ * GW_MMA_TF32_FLUSH units in tf32 mode and every unit for 3xFP16.  docs/algorithm.md has the
  * fragment order and bank layout.
  */
 #include "cuda/grad_weight/units.cuh"
 
-#define GWM_THREADS 256 /* 8 warps: 2 (ci) x 4 (co) */
-#define GWM_TF32_FLUSH 4 /* units per flush of the accumulators in tf32 mode */
-#define GWM_X_FLOATS (GWU_CI * GWU_PX) /* x of one unit, raw or in fragment order */
-#define GWM_STAGE_FLOATS (GWM_X_FLOATS + GWU_GS_FLOATS(GWU_CO))
+#define GW_MMA_THREADS 256 /* 8 warps: 2 (ci) x 4 (co) */
+#define GW_MMA_TF32_FLUSH 4 /* units per flush of the accumulators in tf32 mode */
+#define GW_MMA_X_FLOATS (UNITS_CI * UNITS_PX) /* x of one unit, raw or in fragment order */
+#define GW_MMA_STAGE_FLOATS (GW_MMA_X_FLOATS + UNITS_GY_FLOATS(UNITS_CO))
 
 /* How the variants multiply: one TF32 product, or 3xFP16. */
-enum { GWM_TF32 = 0, GWM_3XFP16 = 1 };
+enum { GW_MMA_TF32 = 0, GW_MMA_3XFP16 = 1 };
 /* the stages, then two buffers of x in fragment order (for 3xFP16 hi and lo halves in the
  * room of one, then the exponents of its 64 x rows): 160,256 bytes, 160,768 for 3xFP16 */
-#define GWM_SMEM_BYTES(kind)                                                                      \
-    ((GWU_STAGES * GWM_STAGE_FLOATS + 2 * GWM_X_FLOATS + ((kind) == GWM_3XFP16 ? 2 * GWU_CI : 0)) * \
+#define GW_MMA_SMEM_BYTES(kind)                                                                      \
+    ((UNITS_STAGES * GW_MMA_STAGE_FLOATS + 2 * GW_MMA_X_FLOATS + ((kind) == GW_MMA_3XFP16 ? 2 * UNITS_CI : 0)) * \
      (int)sizeof(float))
 
 /* The x copies of one thread: tile M = T / 64 (ci rows 16*M ..), u = T % 64 / 32,
  * g = T % 32 / 4, t = T % 4: rows 16*M + g and 16*M + g + 8, pixels 32*u + 8*t .. + 7 of the
  * unit, exactly the values of lane (g, t)'s four A fragments of tile M in step u (see
- * gwm_arrange).  For 3xFP16, T = 64*M + 8*g + 4*u + t instead: the 8 threads that hold rows
- * g and g + 8 of a unit are 8 consecutive lanes (gwm_arrange_fp16 scales each row).  Raw
+ * gw_mma_arrange).  For 3xFP16, T = 64*M + 8*g + 4*u + t instead: the 8 threads that hold rows
+ * g and g + 8 of a unit are 8 consecutive lanes (gw_mma_arrange_fp16 scales each row).  Raw
  * slot (h, q) (row + 8*h, pixels + 4*q) of thread T is the 16 bytes at
  * raw[(2*h + q)*1024 + 4*T]: a warp's accesses to one slot are 512 contiguous bytes. */
-struct gwm_xpart {
+struct gw_mma_xpart {
     int row, px; /* ci row 16*M + g within the tile, pixel 32*u + 8*t within the unit */
 };
-template <int KIND> __device__ __forceinline__ gwm_xpart gwm_xpart_of(int tid)
+template <int KIND> __device__ __forceinline__ gw_mma_xpart gw_mma_xpart_of(int tid)
 {
-    gwm_xpart r;
-    r.row = tid / 64 * 16 + (KIND == GWM_3XFP16 ? tid % 64 / 8 : tid % 32 / 4);
-    r.px = (KIND == GWM_3XFP16 ? tid % 8 / 4 : tid % 64 / 32) * 32 + tid % 4 * 8;
+    gw_mma_xpart r;
+    r.row = tid / 64 * 16 + (KIND == GW_MMA_3XFP16 ? tid % 64 / 8 : tid % 32 / 4);
+    r.px = (KIND == GW_MMA_3XFP16 ? tid % 8 / 4 : tid % 64 / 32) * 32 + tid % 4 * 8;
     return r;
 }
 
 /* Issues the copies of one unit into stage st, V floats per cp.async, from NT threads
  * (tid: this one's index among them): x into the raw slots of threads T = tid, tid + NT, ...
- * < GWM_THREADS (zero where outside the tensor or the tile), then grad_y (gwu_stage_gy). */
-template <int V, int KIND>
-__device__ __forceinline__ void gwm_stage_x(const gwu_params &p, float *st, const gwu_cursor &c, const gwu_tile &t,
-                                            unsigned T)
+ * < GW_MMA_THREADS (zero where outside the tensor or the tile), then grad_y (units_stage_gy). */
+template <int V, int KIND> __device__ __forceinline__ void
+gw_mma_stage_x(const units_params &p, float *st, const units_cursor &c, const units_tile &t, unsigned T)
 {
-    const int iw0 = c.seg * GWU_PX;
-    const gwm_xpart xp = gwm_xpart_of<KIND>(T);
+    const int iw0 = c.seg * UNITS_PX;
+    const gw_mma_xpart xp = gw_mma_xpart_of<KIND>(T);
     const int64_t x_chan = (int64_t)p.h_in * p.w_in;
-    const float *x_row = p.x + ((c.n * p.c_in + (int64_t)t.grp * p.cig + t.ci0 + xp.row) * p.h_in + c.ih) * (int64_t)p.w_in +
+    const float *x_row = p.x +
+                         ((c.n * p.c_in + (int64_t)t.grp * p.cig + t.ci0 + xp.row) * p.h_in + c.ih) * (int64_t)p.w_in +
                          iw0 + xp.px;
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
@@ -67,55 +67,53 @@ __device__ __forceinline__ void gwm_stage_x(const gwu_params &p, float *st, cons
         }
     }
 }
-template <int V, int KIND, int NT>
-__device__ __forceinline__ void gwm_stage(const gwu_params &p, float *st, const gwu_cursor &c, const gwu_tile &t,
-                                          unsigned tid)
+template <int V, int KIND, int NT> __device__ __forceinline__ void
+gw_mma_stage(const units_params &p, float *st, const units_cursor &c, const units_tile &t, unsigned tid)
 {
 #pragma unroll 1 /* (NT = 128: one thread's x at a time, for the producers' registers) */
-    for (int r = 0; r < GWM_THREADS / NT; ++r) gwm_stage_x<V, KIND>(p, st, c, t, tid + r * NT);
-    gwu_stage_gy<V, NT, GWU_CO>(p, st + GWM_X_FLOATS, c, t, tid);
+    for (int r = 0; r < GW_MMA_THREADS / NT; ++r) gw_mma_stage_x<V, KIND>(p, st, c, t, tid + r * NT);
+    units_stage_gy<V, NT, UNITS_CO>(p, st + GW_MMA_X_FLOATS, c, t, tid);
 }
 
 /* Sums of a lane, the outer ones or the accumulators: s[m][tap][r] is ci 32*wm + 16*m + g +
  * 8*(r/2), co 8*wc + 2*t + r%2 (the C layout of both mma shapes), tap (kh0 + tap / 3,
  * tap % 3). */
-typedef float gwm_sums[2][GWU_KH * GWU_KW][4];
+typedef float gw_mma_sums[2][UNITS_KH * UNITS_KW][4];
 
-__device__ __forceinline__ void gwm_zero(gwm_sums &s)
+__device__ __forceinline__ void gw_mma_zero(gw_mma_sums &s)
 {
 #pragma unroll
     for (int m = 0; m < 2; ++m)
 #pragma unroll
-        for (int tap = 0; tap < GWU_KH * GWU_KW; ++tap)
+        for (int tap = 0; tap < UNITS_KH * UNITS_KW; ++tap)
 #pragma unroll
             for (int r = 0; r < 4; ++r) s[m][tap][r] = 0.f;
 }
 
-/* The copies of the pipeline's first GWU_STAGES - 1 units, from NT threads (gwm_stage), in
- * the order of gwu_advance<BAND>.  Every step commits one (maybe empty) group, so that
+/* The copies of the pipeline's first UNITS_STAGES - 1 units, from NT threads (gw_mma_stage), in
+ * the order of units_advance<BAND>.  Every step commits one (maybe empty) group, so that
  * wait<STAGES - 2> means "unit k landed". */
-template <int V, int KIND, int NT, int BAND>
-__device__ __forceinline__ void gwm_prologue(const gwu_params &p, float *smem, gwu_cursor &cur, const gwu_tile &tile,
-                                             int nunits, unsigned tid)
+template <int V, int KIND, int NT, int BAND> __device__ __forceinline__ void
+gw_mma_prologue(const units_params &p, float *smem, units_cursor &cur, const units_tile &tile, int nunits, unsigned tid)
 {
-    for (int k = 0; k < GWU_STAGES - 1; ++k) {
+    for (int k = 0; k < UNITS_STAGES - 1; ++k) {
         if (k < nunits) {
-            gwm_stage<V, KIND, NT>(p, smem + k * GWM_STAGE_FLOATS, cur, tile, tid);
-            gwu_advance<BAND>(p, cur);
+            gw_mma_stage<V, KIND, NT>(p, smem + k * GW_MMA_STAGE_FLOATS, cur, tile, tid);
+            units_advance<BAND>(p, cur);
         }
         cp_async_commit();
     }
 }
 
 /* The slice's sums of this lane (warp (wm, wc), lane (g, t)) into the workspace. */
-__device__ __forceinline__ void gwm_store(const gwu_params &p, const gwu_tile &tile, const gwm_sums &outer, int wm,
-                                          int wc, int g, int t)
+__device__ __forceinline__ void gw_mma_store(const units_params &p, const units_tile &tile, const gw_mma_sums &outer,
+                                             int wm, int wc, int g, int t)
 {
 #pragma unroll
     for (int m = 0; m < 2; ++m)
 #pragma unroll
         for (int r = 0; r < 4; ++r)
-            gwu_store(p, tile, 32 * wm + 16 * m + g + 8 * (r / 2), 8 * wc + 2 * t + r % 2,
+            units_store(p, tile, 32 * wm + 16 * m + g + 8 * (r / 2), 8 * wc + 2 * t + r % 2,
                       [&](int tap) { return outer[m][tap][r]; });
 }
 
@@ -127,7 +125,7 @@ __device__ __forceinline__ void gwm_store(const gwu_params &p, const gwu_tile &t
  * counted from 32*u + 8*t.  So a warp loads a fragment with one LDS.128 of 512 contiguous
  * bytes, and the registers land in the order HMMA wants them (no moves).  The stores: a
  * quarter warp (one g pair, t = 0..3, one u) writes lanes 8i .. 8i+7, 128 contiguous bytes. */
-__device__ __forceinline__ void gwm_arrange(const float *raw, float *xa, int T)
+__device__ __forceinline__ void gw_mma_arrange(const float *raw, float *xa, int T)
 {
     float v[2][8];
 #pragma unroll
@@ -149,7 +147,7 @@ __device__ __forceinline__ void gwm_arrange(const float *raw, float *xa, int T)
  * fragment order (xf: this lane's first fragment, T a fragment's registers): a[m][j], and
  * where TWO the second piece of each, `second` fragments on (3xFP16's lo). */
 template <int J, bool TWO, typename T>
-__device__ __forceinline__ void gwm_load_a(const T *xf, int u, int second, T (&a)[2][J], T (&b)[2][J])
+__device__ __forceinline__ void gw_mma_load_a(const T *xf, int u, int second, T (&a)[2][J], T (&b)[2][J])
 {
 #pragma unroll
     for (int m = 0; m < 2; ++m)
@@ -162,7 +160,7 @@ __device__ __forceinline__ void gwm_load_a(const T *xf, int u, int second, T (&a
 
 /* 4 floats from shared memory (16-byte aligned) as TF32 mma operands rounded to nearest
  * into w[0..3]. */
-__device__ __forceinline__ void gwm_load4(uint32_t *w, const float *s)
+__device__ __forceinline__ void gw_mma_load4(uint32_t *w, const float *s)
 {
     const float4 q = *(const float4 *)s;
     const float e[4] = {q.x, q.y, q.z, q.w};
@@ -174,32 +172,32 @@ __device__ __forceinline__ void gwm_load4(uint32_t *w, const float *s)
  * stage st, into the accumulators acc, which go into the outer sums where `flush`.
  * DW: dilation_w (1 or 2), compile-time so that the window indices are registers.  FLUSH:
  * units per flush; where it is 1, each unit's first mma starts the accumulators from zero. */
-template <int DW, int FLUSH>
-__device__ __forceinline__ void gwm_unit(const float *xa, const float *st, int wm, int wc, int lane, gwm_sums &acc,
-                                         gwm_sums &outer, bool flush)
+template <int DW, int FLUSH> __device__ __forceinline__ void gw_mma_unit(const float *xa, const float *st, int wm,
+                                                                         int wc, int lane, gw_mma_sums &acc,
+                                                                         gw_mma_sums &outer, bool flush)
 {
     constexpr int NQ = 3; /* LDS.128 per window of 8 + 2*DW <= 12 floats */
     const int g = lane / 4, t = lane % 4;
     const float4 *xf = (const float4 *)xa + wm * 2 * 2 * 4 * 32 + lane;
-    const float *gs = st + GWM_X_FLOATS + (8 * wc + g) * GWU_GS + 8 * t;
+    const float *gs = st + GW_MMA_X_FLOATS + (8 * wc + g) * UNITS_GY_PITCH + 8 * t;
 #pragma unroll
-    for (int u = 0; u < GWU_PX / 32; ++u) {
+    for (int u = 0; u < UNITS_PX / 32; ++u) {
         /* a[m][j]: the A fragment of ci tile 2*wm + m, step u, k-step j */
         float4 a[2][4], unused[2][4];
-        gwm_load_a<4, false>(xf, u, 0, a, unused);
+        gw_mma_load_a<4, false>(xf, u, 0, a, unused);
 #pragma unroll
-        for (int kh = 0; kh < GWU_KH; ++kh) {
+        for (int kh = 0; kh < UNITS_KH; ++kh) {
             /* w[e]: grad_y of co row g, tap row kh, staged column 32*u + 8*t + e */
             uint32_t w[4 * NQ];
 #pragma unroll
-            for (int q = 0; q < NQ; ++q) gwm_load4(&w[4 * q], gs + kh * GWU_CO * GWU_GS + 32 * u + 4 * q);
+            for (int q = 0; q < NQ; ++q) gw_mma_load4(&w[4 * q], gs + kh * UNITS_CO * UNITS_GY_PITCH + 32 * u + 4 * q);
 #pragma unroll
-            for (int kw = 0; kw < GWU_KW; ++kw)
+            for (int kw = 0; kw < UNITS_KW; ++kw)
 #pragma unroll
                 for (int j = 0; j < 4; ++j)
 #pragma unroll
                     for (int m = 0; m < 2; ++m) {
-                        float(&d)[4] = acc[m][kh * GWU_KW + kw];
+                        float(&d)[4] = acc[m][kh * UNITS_KW + kw];
                         const int e0 = 2 * j + kw * DW, e1 = e0 + 1;
                         /* the first mma of a unit that starts the accumulators */
                         const bool first = FLUSH == 1 && u == 0 && j == 0;
@@ -211,10 +209,10 @@ __device__ __forceinline__ void gwm_unit(const float *xa, const float *st, int w
 #pragma unroll
         for (int m = 0; m < 2; ++m)
 #pragma unroll
-            for (int tap = 0; tap < GWU_KH * GWU_KW; ++tap)
+            for (int tap = 0; tap < UNITS_KH * UNITS_KW; ++tap)
 #pragma unroll
                 for (int r = 0; r < 4; ++r) outer[m][tap][r] += acc[m][tap][r];
-        if (FLUSH > 1) gwm_zero(acc);
+        if (FLUSH > 1) gw_mma_zero(acc);
     }
 }
 
@@ -222,8 +220,8 @@ __device__ __forceinline__ void gwm_unit(const float *xa, const float *st, int w
  * Both operands split into FP16 pieces (common.cuh, fp16_split, lo unscaled), three
  * m16n8k16 per product (hi x * hi gy, hi x * lo gy, lo x * hi gy) into one accumulator that
  * holds one unit (k16: each mma covers twice the pixels of a TF32 one at the same issue
- * cost).  K order inside a 32-pixel step: lane (g, t) owns pixels 8t .. 8t+7 as before; k16-step j (0, 1) maps k = 2t, 2t + 1 to pixels 8t + 4j, + 1 and k = 2t + 8, 2t + 9
- * to pixels 8t + 4j + 2, + 3, for A and B alike.
+ * cost).  K order inside a 32-pixel step: lane (g, t) owns pixels 8t .. 8t+7 as before; k16-step j (0, 1) maps k = 2t,
+ * 2t + 1 to pixels 8t + 4j, + 1 and k = 2t + 8, 2t + 9 to pixels 8t + 4j + 2, + 3, for A and B alike.
  *
  * Range: FP16 overflows at 65520, so every row of either operand is scaled by a power of
  * two per unit, chosen from the row's largest magnitude (fp16_exponent: into [2^14, 2^15)):
@@ -232,10 +230,10 @@ __device__ __forceinline__ void gwm_unit(const float *xa, const float *st, int w
  * (the rows of A and the columns of B are the sums' rows and columns), so the unit's
  * accumulators go to the outer sums times 2^-ex(ci) 2^-ey(co, kh): exact scaling, no
  * overflow, and small rows keep their bits. */
-#define GWM_FP16_TOP 14 /* a row's largest magnitude, scaled: [2^14, 2^15) */
+#define GW_MMA_FP16_TOP 14 /* a row's largest magnitude, scaled: [2^14, 2^15) */
 
 /* The largest of m over the lanes that differ in the bits of `lanes` (xor masks up to it). */
-__device__ __forceinline__ float gwm_lanes_max(float m, int lanes)
+__device__ __forceinline__ float gw_mma_lanes_max(float m, int lanes)
 {
     for (int x = 1; x <= lanes; x <<= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, x));
     return m;
@@ -244,10 +242,10 @@ __device__ __forceinline__ float gwm_lanes_max(float m, int lanes)
 /* Thread T's raw x of a landed unit (this thread's own copies), scaled per row and split
  * into FP16 hi and lo pieces in A-fragment order of m16n8k16: hi at
  * xa[((M*2 + u)*2 + j)*128 + lane*4 + r] (32-bit words, a half pair each), lo
- * GWM_X_FLOATS / 2 words on; register r of lane
+ * GW_MMA_X_FLOATS / 2 words on; register r of lane
  * (g, t) in k16-step j: (row g, pixels 4j, 4j+1), (g+8, 4j, 4j+1), (g, 4j+2, 4j+3),
  * (g+8, 4j+2, 4j+3), pixels counted from 32*u + 8*t.  The rows' exponents go to xe[row]. */
-__device__ __forceinline__ void gwm_arrange_fp16(const float *raw, uint32_t *xa, int *xe, int T)
+__device__ __forceinline__ void gw_mma_arrange_fp16(const float *raw, uint32_t *xa, int *xe, int T)
 {
     const int M = T / 64, g = T % 64 / 8, u = T % 8 / 4, t = T % 4;
     float v[2][8];
@@ -261,7 +259,7 @@ __device__ __forceinline__ void gwm_arrange_fp16(const float *raw, uint32_t *xa,
         float m = 0.f;
 #pragma unroll
         for (int e = 0; e < 8; ++e) m = fmaxf(m, fabsf(v[h][e]));
-        const int ex = fp16_exponent(__float_as_uint(gwm_lanes_max(m, 4)), GWM_FP16_TOP, 0);
+        const int ex = fp16_exponent(__float_as_uint(gw_mma_lanes_max(m, 4)), GW_MMA_FP16_TOP, 0);
         if (T % 8 == 0) xe[16 * M + g + 8 * h] = ex;
         const float sc = pow2f(ex);
 #pragma unroll
@@ -273,12 +271,12 @@ __device__ __forceinline__ void gwm_arrange_fp16(const float *raw, uint32_t *xa,
         const __half2 fh[4] = {hi[0][2 * j], hi[1][2 * j], hi[0][2 * j + 1], hi[1][2 * j + 1]};
         const __half2 fl[4] = {lo[0][2 * j], lo[1][2 * j], lo[0][2 * j + 1], lo[1][2 * j + 1]};
         *(uint4 *)(dst + j * 128) = *(const uint4 *)fh;
-        *(uint4 *)(dst + GWM_X_FLOATS / 2 + j * 128) = *(const uint4 *)fl;
+        *(uint4 *)(dst + GW_MMA_X_FLOATS / 2 + j * 128) = *(const uint4 *)fl;
     }
 }
 
 /* The half pair (e, e + 1) of a window split into pairs p[i] = (2i, 2i + 1). */
-__device__ __forceinline__ uint32_t gwm_pair(const __half2 *p, int e)
+__device__ __forceinline__ uint32_t gw_mma_pair(const __half2 *p, int e)
 {
     const uint32_t a = *(const uint32_t *)&p[e / 2];
     if (e % 2 == 0) return a;
@@ -288,8 +286,8 @@ __device__ __forceinline__ uint32_t gwm_pair(const __half2 *p, int e)
 /* The mma of one unit for warp (wm, wc), lane (g, t), into the outer sums: x in fragment
  * order at xa with its rows' exponents at xe, grad_y in stage st.  DW: dilation_w (1 or 2). */
 template <int DW>
-__device__ __forceinline__ void gwm_unit_fp16(const uint32_t *xa, const int *xe, const float *st, int wm, int wc,
-                                              int lane, gwm_sums &outer)
+__device__ __forceinline__ void gw_mma_unit_fp16(const uint32_t *xa, const int *xe, const float *st, int wm, int wc,
+                                              int lane, gw_mma_sums &outer)
 {
     constexpr int NQ = 3;
     const int g = lane / 4, t = lane % 4;
@@ -300,41 +298,41 @@ __device__ __forceinline__ void gwm_unit_fp16(const uint32_t *xa, const int *xe,
 #pragma unroll
         for (int h = 0; h < 2; ++h) sx[m][h] = pow2f(-xe[32 * wm + 16 * m + g + 8 * h]);
     const uint4 *xf = (const uint4 *)xa + wm * 2 * 2 * 2 * 32 + lane;
-    const float *gs = st + GWM_X_FLOATS + (8 * wc + g) * GWU_GS + 8 * t;
+    const float *gs = st + GW_MMA_X_FLOATS + (8 * wc + g) * UNITS_GY_PITCH + 8 * t;
     /* one tap row at a time, so that only its 3 taps' accumulators are live */
 #pragma unroll
-    for (int kh = 0; kh < GWU_KH; ++kh) {
+    for (int kh = 0; kh < UNITS_KH; ++kh) {
         /* the windows of grad_y row (kh, co 8*wc + g) for both steps: staged columns
          * 32*u + 8*t + 0 .. 11; the row's exponent from the 68 columns of the 4 lanes t */
-        float w[GWU_PX / 32][4 * NQ];
+        float w[UNITS_PX / 32][4 * NQ];
         float mx = 0.f;
 #pragma unroll
-        for (int u = 0; u < GWU_PX / 32; ++u)
+        for (int u = 0; u < UNITS_PX / 32; ++u)
 #pragma unroll
             for (int q = 0; q < NQ; ++q) {
-                *(float4 *)&w[u][4 * q] = *(const float4 *)(gs + kh * GWU_CO * GWU_GS + 32 * u + 4 * q);
+                *(float4 *)&w[u][4 * q] = *(const float4 *)(gs + kh * UNITS_CO * UNITS_GY_PITCH + 32 * u + 4 * q);
 #pragma unroll
                 for (int e = 0; e < 4; ++e) mx = fmaxf(mx, fabsf(w[u][4 * q + e]));
             }
-        const int ey = fp16_exponent(__float_as_uint(gwm_lanes_max(mx, 2)), GWM_FP16_TOP, 0);
+        const int ey = fp16_exponent(__float_as_uint(gw_mma_lanes_max(mx, 2)), GW_MMA_FP16_TOP, 0);
         const float sc = pow2f(ey);
-        float acc[2][GWU_KW][4];
+        float acc[2][UNITS_KW][4];
 #pragma unroll
-        for (int u = 0; u < GWU_PX / 32; ++u) {
+        for (int u = 0; u < UNITS_PX / 32; ++u) {
             /* ah[m][j], al[m][j]: the A fragments (hi, lo) of ci tile 2*wm + m, step u, k16-step j */
             uint4 ah[2][2], al[2][2];
-            gwm_load_a<2, true>(xf, u, GWM_X_FLOATS / 8, ah, al);
+            gw_mma_load_a<2, true>(xf, u, GW_MMA_X_FLOATS / 8, ah, al);
             /* the window scaled and split into half pairs (0, 1), (2, 3), ... */
             __half2 wh[2 * NQ], wl[2 * NQ];
 #pragma unroll
             for (int i = 0; i < 2 * NQ; ++i) fp16_split(w[u][2 * i] * sc, w[u][2 * i + 1] * sc, 1.f, wh[i], wl[i]);
 #pragma unroll
-            for (int kw = 0; kw < GWU_KW; ++kw)
+            for (int kw = 0; kw < UNITS_KW; ++kw)
 #pragma unroll
                 for (int j = 0; j < 2; ++j) {
                     const int e0 = 4 * j + kw * DW, e1 = e0 + 2;
-                    const uint32_t bh0 = gwm_pair(wh, e0), bh1 = gwm_pair(wh, e1);
-                    const uint32_t bl0 = gwm_pair(wl, e0), bl1 = gwm_pair(wl, e1);
+                    const uint32_t bh0 = gw_mma_pair(wh, e0), bh1 = gw_mma_pair(wh, e1);
+                    const uint32_t bl0 = gw_mma_pair(wl, e0), bl1 = gw_mma_pair(wl, e1);
 #pragma unroll
                     for (int m = 0; m < 2; ++m) {
                         mma_f16_m16n8k16(acc[m][kw], ah[m][j], bh0, bh1, u == 0 && j == 0);
@@ -351,10 +349,10 @@ __device__ __forceinline__ void gwm_unit_fp16(const uint32_t *xa, const int *xe,
 #pragma unroll
         for (int m = 0; m < 2; ++m)
 #pragma unroll
-            for (int kw = 0; kw < GWU_KW; ++kw)
+            for (int kw = 0; kw < UNITS_KW; ++kw)
 #pragma unroll
                 for (int r = 0; r < 4; ++r) {
-                    float &o = outer[m][kh * GWU_KW + kw][r];
+                    float &o = outer[m][kh * UNITS_KW + kw][r];
                     o = fmaf(acc[m][kw][r] * sx[m][r / 2], sy[r % 2], o);
                 }
     }
@@ -362,63 +360,64 @@ __device__ __forceinline__ void gwm_unit_fp16(const uint32_t *xa, const int *xe,
 
 /* What differs between the kinds of multiply, for the kernels below: thread T's x of a
  * landed unit in stage st arranged into x buffer xa (for 3xFP16 with its rows' exponents
- * at xe; gwm_arrange, gwm_arrange_fp16), and the unit's mma for warp `warp`, lane `lane`
- * (gwm_unit with FLUSH units per flush, gwm_unit_fp16). */
-template <int KIND> __device__ __forceinline__ void gwm_arrange_kind(const float *st, float *xa, int *xe, int T)
+ * at xe; gw_mma_arrange, gw_mma_arrange_fp16), and the unit's mma for warp `warp`, lane `lane`
+ * (gw_mma_unit with FLUSH units per flush, gw_mma_unit_fp16). */
+template <int KIND> __device__ __forceinline__ void gw_mma_arrange_kind(const float *st, float *xa, int *xe, int T)
 {
-    if constexpr (KIND == GWM_3XFP16)
-        gwm_arrange_fp16(st, (uint32_t *)xa, xe, T);
+    if constexpr (KIND == GW_MMA_3XFP16)
+        gw_mma_arrange_fp16(st, (uint32_t *)xa, xe, T);
     else
-        gwm_arrange(st, xa, T);
+        gw_mma_arrange(st, xa, T);
 }
 template <int DW, int KIND, int FLUSH>
-__device__ __forceinline__ void gwm_unit_kind(const float *xa, const int *xe, const float *st, int warp, int lane,
-                                              gwm_sums &acc, gwm_sums &outer, bool flush)
+__device__ __forceinline__ void gw_mma_unit_kind(const float *xa, const int *xe, const float *st, int warp, int lane,
+                                              gw_mma_sums &acc, gw_mma_sums &outer, bool flush)
 {
-    if constexpr (KIND == GWM_3XFP16)
-        gwm_unit_fp16<DW>((const uint32_t *)xa, xe, st, warp % 2, warp / 2, lane, outer);
+    if constexpr (KIND == GW_MMA_3XFP16)
+        gw_mma_unit_fp16<DW>((const uint32_t *)xa, xe, st, warp % 2, warp / 2, lane, outer);
     else
-        gwm_unit<DW, FLUSH>(xa, st, warp % 2, warp / 2, lane, acc, outer, flush);
+        gw_mma_unit<DW, FLUSH>(xa, st, warp % 2, warp / 2, lane, acc, outer, flush);
 }
 
 /* The kernels with one barrier per unit.  V: the cp.async width in floats. */
-template <int DW, int V, int KIND> __device__ __forceinline__ void grad_weight_barrier_body(const gwu_params &p)
+template <int DW, int V, int KIND> __device__ __forceinline__ void grad_weight_barrier_body(const units_params &p)
 {
-    constexpr int FLUSH = KIND == GWM_TF32 ? GWM_TF32_FLUSH : 1; /* 3xFP16: no accumulators kept (FLUSH unused) */
-    extern __shared__ __align__(16) float gwm_smem[];
+    constexpr int FLUSH = KIND == GW_MMA_TF32 ? GW_MMA_TF32_FLUSH : 1; /* 3xFP16: no accumulators kept (FLUSH unused) */
+    extern __shared__ __align__(16) float gw_mma_smem[];
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-    const gwu_tile tile = gwu_tile_of<GWU_CO>(p);
-    gwu_cursor cur;
-    const int nunits = gwu_slice<0>(p, cur);
+    const units_tile tile = units_tile_of<UNITS_CO>(p);
+    units_cursor cur;
+    const int nunits = units_slice<0>(p, cur);
 
-    gwm_sums outer;
-    gwm_sums acc; /* mma.sync TF32's (3xFP16 keeps a tap row's in gwm_unit_fp16) */
-    gwm_zero(outer);
-    if (FLUSH > 1) gwm_zero(acc);
-    gwm_prologue<V, KIND, GWM_THREADS, 0>(p, gwm_smem, cur, tile, nunits, threadIdx.x);
-    float *xa_buf = gwm_smem + GWU_STAGES * GWM_STAGE_FLOATS;
-    int *xe_buf = (int *)(xa_buf + 2 * GWM_X_FLOATS); /* 3xFP16: the x rows' exponents */
+    gw_mma_sums outer;
+    gw_mma_sums acc; /* mma.sync TF32's (3xFP16 keeps a tap row's in gw_mma_unit_fp16) */
+    gw_mma_zero(outer);
+    if (FLUSH > 1) gw_mma_zero(acc);
+    gw_mma_prologue<V, KIND, GW_MMA_THREADS, 0>(p, gw_mma_smem, cur, tile, nunits, threadIdx.x);
+    float *xa_buf = gw_mma_smem + UNITS_STAGES * GW_MMA_STAGE_FLOATS;
+    int *xe_buf = (int *)(xa_buf + 2 * GW_MMA_X_FLOATS); /* 3xFP16: the x rows' exponents */
     for (int k = 0; k < nunits; ++k) {
-        cp_async_wait<GWU_STAGES - 2>();
-        const float *st = gwm_smem + k % GWU_STAGES * GWM_STAGE_FLOATS;
+        cp_async_wait<UNITS_STAGES - 2>();
+        const float *st = gw_mma_smem + k % UNITS_STAGES * GW_MMA_STAGE_FLOATS;
         /* x buffer k % 2 (and its exponents) was last read for unit k - 2, before the
          * previous barrier */
-        float *xa = xa_buf + k % 2 * GWM_X_FLOATS;
-        int *xe = xe_buf + k % 2 * GWU_CI;
-        gwm_arrange_kind<KIND>(st, xa, xe, threadIdx.x);
+        float *xa = xa_buf + k % 2 * GW_MMA_X_FLOATS;
+        int *xe = xe_buf + k % 2 * UNITS_CI;
+        gw_mma_arrange_kind<KIND>(st, xa, xe, threadIdx.x);
         /* unit k is visible to all; every warp is done with unit k - 1, whose stage the
          * copies of unit k + STAGES - 1 reuse */
         __syncthreads();
-        if (k + GWU_STAGES - 1 < nunits) {
-            gwm_stage<V, KIND, GWM_THREADS>(p, gwm_smem + (k + GWU_STAGES - 1) % GWU_STAGES * GWM_STAGE_FLOATS, cur,
-                                            tile, threadIdx.x);
-            gwu_advance<0>(p, cur);
+        if (k + UNITS_STAGES - 1 < nunits) {
+            gw_mma_stage<V, KIND, GW_MMA_THREADS>(
+                p, gw_mma_smem + (k + UNITS_STAGES - 1) % UNITS_STAGES * GW_MMA_STAGE_FLOATS, cur, tile, threadIdx.x);
+            units_advance<0>(p, cur);
         }
         cp_async_commit();
-        gwm_unit_kind<DW, KIND, FLUSH>(xa, xe, st, warp, lane, acc, outer, k % FLUSH == FLUSH - 1 || k == nunits - 1);
+        gw_mma_unit_kind<DW, KIND, FLUSH>(xa, xe, st, warp, lane, acc, outer,
+                                          k % FLUSH == FLUSH - 1 || k == nunits - 1);
     }
     cp_async_wait<0>();
-    gwm_store(p, tile, outer, warp % 2, warp / 2, lane / 4, lane % 4);
+    gw_mma_store(p, tile, outer, warp % 2, warp / 2, lane / 4, lane % 4);
 }
 
 /* ---- warp-specialized (grad_weight_mma_ws_64x32, grad_weight_mma_3xfp16_ws_64x32) ----
@@ -432,57 +431,57 @@ template <int DW, int V, int KIND> __device__ __forceinline__ void grad_weight_b
  * The mma warps wait on full[k % 3], multiply, arrive on done[k % 3].  So the mma warps run
  * from one unit into the next while the producers arrange, and a slow warp holds the others
  * only a unit later.  setmaxnreg moves registers from the producers to the mma warps
- * (gwm_ws_regs): the 168 per thread of the launch (384 threads) become 2 x mma + copy <=
+ * (gw_mma_ws_regs): the 168 per thread of the launch (384 threads) become 2 x mma + copy <=
  * 504.  sm_90a only (setmaxnreg, mbarrier.try_wait); the plan declines elsewhere. */
-#define GWM_WS_THREADS (GWM_THREADS + 128)
+#define GW_MMA_WS_THREADS (GW_MMA_THREADS + 128)
 /* Registers per thread after setmaxnreg, mma warps and producers: 3xFP16's mma warps use
  * up to 222 (they spilled at 216), TF32's up to 188; producers use up to 50 (3xFP16) and 47
  * (TF32), and spilled at 40. */
-template <int KIND, bool MMA> __host__ __device__ constexpr int gwm_ws_regs()
+template <int KIND, bool MMA> __host__ __device__ constexpr int gw_mma_ws_regs()
 {
-    return KIND == GWM_3XFP16 ? (MMA ? 224 : 56) : (MMA ? 216 : 72);
+    return KIND == GW_MMA_3XFP16 ? (MMA ? 224 : 56) : (MMA ? 216 : 72);
 }
-/* the barrier kernels' shared memory, then full[GWU_STAGES] and done[GWU_STAGES] */
-#define GWM_WS_SMEM_BYTES(kind) (GWM_SMEM_BYTES(kind) + 2 * GWU_STAGES * 8)
+/* the barrier kernels' shared memory, then full[UNITS_STAGES] and done[UNITS_STAGES] */
+#define GW_MMA_WS_SMEM_BYTES(kind) (GW_MMA_SMEM_BYTES(kind) + 2 * UNITS_STAGES * 8)
 
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-template <int DW, int V, int KIND> __device__ __forceinline__ void grad_weight_ws_body(const gwu_params &p)
+template <int DW, int V, int KIND> __device__ __forceinline__ void grad_weight_ws_body(const units_params &p)
 {
-    constexpr int S = GWU_STAGES, FLUSH = GWM_TF32_FLUSH;
+    constexpr int S = UNITS_STAGES, FLUSH = GW_MMA_TF32_FLUSH;
     /* units in bands of 4 segments for TF32 (H100, seed: 3.51-3.54 against 3.66-3.67 ms in
      * row order); 3xFP16 gained nothing (5.76-5.80 against 5.75-5.79) */
-    constexpr int BAND = KIND == GWM_TF32 ? 4 : 0;
-    extern __shared__ __align__(16) float gwm_smem[];
-    uint64_t *full = (uint64_t *)(gwm_smem + GWM_SMEM_BYTES(KIND) / sizeof(float)), *done = full + S;
-    const gwu_tile tile = gwu_tile_of<GWU_CO>(p);
-    gwu_cursor cur;
-    const int nunits = gwu_slice<BAND>(p, cur);
-    float *xa_buf = gwm_smem + S * GWM_STAGE_FLOATS;
-    int *xe_buf = (int *)(xa_buf + 2 * GWM_X_FLOATS); /* 3xFP16: the x rows' exponents */
+    constexpr int BAND = KIND == GW_MMA_TF32 ? 4 : 0;
+    extern __shared__ __align__(16) float gw_mma_smem[];
+    uint64_t *full = (uint64_t *)(gw_mma_smem + GW_MMA_SMEM_BYTES(KIND) / sizeof(float)), *done = full + S;
+    const units_tile tile = units_tile_of<UNITS_CO>(p);
+    units_cursor cur;
+    const int nunits = units_slice<BAND>(p, cur);
+    float *xa_buf = gw_mma_smem + S * GW_MMA_STAGE_FLOATS;
+    int *xe_buf = (int *)(xa_buf + 2 * GW_MMA_X_FLOATS); /* 3xFP16: the x rows' exponents */
     if (threadIdx.x < S) {
-        mbar_init(full + threadIdx.x, GWM_WS_THREADS - GWM_THREADS);
-        mbar_init(done + threadIdx.x, GWM_THREADS);
+        mbar_init(full + threadIdx.x, GW_MMA_WS_THREADS - GW_MMA_THREADS);
+        mbar_init(done + threadIdx.x, GW_MMA_THREADS);
     }
     __syncthreads();
 
-    if (threadIdx.x >= GWM_THREADS) { /* the producers */
-        setmaxnreg_dec<gwm_ws_regs<KIND, false>()>();
-        constexpr int NT = GWM_WS_THREADS - GWM_THREADS;
-        const unsigned P = threadIdx.x - GWM_THREADS;
-        gwm_prologue<V, KIND, NT, BAND>(p, gwm_smem, cur, tile, nunits, P);
+    if (threadIdx.x >= GW_MMA_THREADS) { /* the producers */
+        setmaxnreg_dec<gw_mma_ws_regs<KIND, false>()>();
+        constexpr int NT = GW_MMA_WS_THREADS - GW_MMA_THREADS;
+        const unsigned P = threadIdx.x - GW_MMA_THREADS;
+        gw_mma_prologue<V, KIND, NT, BAND>(p, gw_mma_smem, cur, tile, nunits, P);
         for (int k = 0; k < nunits; ++k) {
             cp_async_wait<S - 2>();
-            const float *st = gwm_smem + k % S * GWM_STAGE_FLOATS;
+            const float *st = gw_mma_smem + k % S * GW_MMA_STAGE_FLOATS;
             if (k >= 2) mbar_wait(done + (k - 2) % S, (k - 2) / S % 2);
-            float *xa = xa_buf + k % 2 * GWM_X_FLOATS;
+            float *xa = xa_buf + k % 2 * GW_MMA_X_FLOATS;
 #pragma unroll 1 /* one thread's x at a time: unrolled, the producers spilled */
-            for (int r = 0; r < GWM_THREADS / NT; ++r)
-                gwm_arrange_kind<KIND>(st, xa, xe_buf + k % 2 * GWU_CI, P + r * NT);
+            for (int r = 0; r < GW_MMA_THREADS / NT; ++r)
+                gw_mma_arrange_kind<KIND>(st, xa, xe_buf + k % 2 * UNITS_CI, P + r * NT);
             mbar_arrive(full + k % S);
             if (k + S - 1 < nunits) {
                 if (k >= 1) mbar_wait(done + (k - 1) % S, (k - 1) / S % 2);
-                gwm_stage<V, KIND, NT>(p, gwm_smem + (k + S - 1) % S * GWM_STAGE_FLOATS, cur, tile, P);
-                gwu_advance<BAND>(p, cur);
+                gw_mma_stage<V, KIND, NT>(p, gw_mma_smem + (k + S - 1) % S * GW_MMA_STAGE_FLOATS, cur, tile, P);
+                units_advance<BAND>(p, cur);
             }
             cp_async_commit();
         }
@@ -490,26 +489,26 @@ template <int DW, int V, int KIND> __device__ __forceinline__ void grad_weight_w
         return;
     }
 
-    setmaxnreg_inc<gwm_ws_regs<KIND, true>()>();
+    setmaxnreg_inc<gw_mma_ws_regs<KIND, true>()>();
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-    gwm_sums outer, acc; /* acc: tf32 mode's (3xFP16 keeps a tap row's in gwm_unit_fp16) */
-    gwm_zero(outer);
-    gwm_zero(acc);
+    gw_mma_sums outer, acc; /* acc: tf32 mode's (3xFP16 keeps a tap row's in gw_mma_unit_fp16) */
+    gw_mma_zero(outer);
+    gw_mma_zero(acc);
     for (int k = 0; k < nunits; ++k) {
         mbar_wait(full + k % S, k / S % 2);
-        const float *st = gwm_smem + k % S * GWM_STAGE_FLOATS;
-        const float *xa = xa_buf + k % 2 * GWM_X_FLOATS;
-        gwm_unit_kind<DW, KIND, FLUSH>(xa, xe_buf + k % 2 * GWU_CI, st, warp, lane, acc, outer,
+        const float *st = gw_mma_smem + k % S * GW_MMA_STAGE_FLOATS;
+        const float *xa = xa_buf + k % 2 * GW_MMA_X_FLOATS;
+        gw_mma_unit_kind<DW, KIND, FLUSH>(xa, xe_buf + k % 2 * UNITS_CI, st, warp, lane, acc, outer,
                                        k % FLUSH == FLUSH - 1 || k == nunits - 1);
         mbar_arrive(done + k % S);
     }
-    gwm_store(p, tile, outer, warp % 2, warp / 2, lane / 4, lane % 4);
+    gw_mma_store(p, tile, outer, warp % 2, warp / 2, lane / 4, lane % 4);
 }
 #endif
 
-/* KIND: GWM_TF32 or GWM_3XFP16. */
+/* KIND: GW_MMA_TF32 or GW_MMA_3XFP16. */
 template <int DW, int V, int KIND>
-__global__ void __launch_bounds__(GWM_WS_THREADS, 1) grad_weight_mma_ws_kernel(const gwu_params p)
+__global__ void __launch_bounds__(GW_MMA_WS_THREADS, 1) grad_weight_mma_ws_kernel(const units_params p)
 {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
     grad_weight_ws_body<DW, V, KIND>(p);
@@ -521,17 +520,17 @@ __global__ void __launch_bounds__(GWM_WS_THREADS, 1) grad_weight_mma_ws_kernel(c
 /* 3xFP16 spills when compiled for sm_80: its body exists for sm_90 and newer only (the plan
  * declines it on older devices). */
 template <int DW, int V, int KIND>
-__global__ void __launch_bounds__(GWM_THREADS, 1) grad_weight_mma_kernel(const gwu_params p)
+__global__ void __launch_bounds__(GW_MMA_THREADS, 1) grad_weight_mma_kernel(const units_params p)
 {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 900
-    if constexpr (KIND != GWM_TF32) return;
+    if constexpr (KIND != GW_MMA_TF32) return;
 #endif
     grad_weight_barrier_body<DW, V, KIND>(p);
 }
 
 /* ---- host side ---- */
 
-template <int DW, int KIND, bool WS> static gwu_kernel gwm_kernel_dw(int v)
+template <int DW, int KIND, bool WS> static units_kernel gw_mma_kernel_dw(int v)
 {
     if constexpr (WS)
         return v == 4 ? grad_weight_mma_ws_kernel<DW, 4, KIND>
@@ -543,57 +542,59 @@ template <int DW, int KIND, bool WS> static gwu_kernel gwm_kernel_dw(int v)
 
 /* The kernel for p with tensors x and grad_y (NULL: only the shape is known yet); one copy
  * width for both.  WS: the warp-specialized kernel. */
-template <int KIND, bool WS> static gwu_kernel gwm_kernel(const tconv_problem *p, const void *x, const void *grad_y)
+template <int KIND, bool WS>
+static units_kernel gw_mma_kernel(const tconv_problem *p, const void *x, const void *grad_y)
 {
-    const int vx = gwu_width_x(p, x), vg = gwu_width_gy(p, grad_y), v = vx < vg ? vx : vg;
-    return p->dilation_w == 1 ? gwm_kernel_dw<1, KIND, WS>(v) : gwm_kernel_dw<2, KIND, WS>(v);
+    const int vx = units_width_x(p, x), vg = units_width_gy(p, grad_y), v = vx < vg ? vx : vg;
+    return p->dilation_w == 1 ? gw_mma_kernel_dw<1, KIND, WS>(v) : gw_mma_kernel_dw<2, KIND, WS>(v);
 }
 
-template <bool WS> static constexpr int gwm_threads() { return WS ? GWM_WS_THREADS : GWM_THREADS; }
-template <int KIND, bool WS> static constexpr int gwm_smem_bytes()
+template <bool WS> static constexpr int gw_mma_threads() { return WS ? GW_MMA_WS_THREADS : GW_MMA_THREADS; }
+template <int KIND, bool WS> static constexpr int gw_mma_smem_bytes()
 {
-    return WS ? GWM_WS_SMEM_BYTES(KIND) : GWM_SMEM_BYTES(KIND);
+    return WS ? GW_MMA_WS_SMEM_BYTES(KIND) : GW_MMA_SMEM_BYTES(KIND);
 }
 
 /* float32 only, TF32 in tf32 mode, 3xFP16 in fp32 mode (its barrier kernels on 9.0 devices
  * and newer); the warp-specialized kernels where the build and the device have sm_90a. */
 template <int KIND, bool WS>
-static int gwm_can_implement(const tconv_problem *p, const tconv_config *config, const tconv_device_caps *d)
+static int gw_mma_can_implement(const tconv_problem *p, const tconv_config *config, const tconv_device_caps *d)
 {
-    if (config->dtype != TCONV_FLOAT32 || (config->precision == TCONV_PRECISION_TF32) != (KIND == GWM_TF32)) return 0;
-    if ((WS && !d->sm90a) || (KIND == GWM_3XFP16 && d->cc_major < 9)) return 0;
-    return gwu_can_implement(p, gwm_smem_bytes<KIND, WS>(), d);
+    if (config->dtype != TCONV_FLOAT32 || (config->precision == TCONV_PRECISION_TF32) != (KIND == GW_MMA_TF32))
+        return 0;
+    if ((WS && !d->sm90a) || (KIND == GW_MMA_3XFP16 && d->cc_major < 9)) return 0;
+    return units_can_implement(p, gw_mma_smem_bytes<KIND, WS>(), d);
 }
 
 /* The plan readies the kernel of every copy width of the problem's dilation_w; a launch
  * picks the one of its tensors' widths. */
 template <int KIND, bool WS>
-static int gwm_plan(const tconv_problem *p, const tconv_config *, const tconv_device_caps *d, void *state,
+static int gw_mma_plan(const tconv_problem *p, const tconv_config *, const tconv_device_caps *d, void *state,
                     size_t *workspace_bytes)
 {
-    gwu_params *q = (gwu_params *)state;
-    static_assert(sizeof(gwu_params) <= TCONV_VARIANT_STATE_BYTES, "a unit plan fits a variant's state");
+    units_params *q = (units_params *)state;
+    static_assert(sizeof(units_params) <= TCONV_VARIANT_STATE_BYTES, "a unit plan fits a variant's state");
     const int dw1 = p->dilation_w == 1;
-    const gwu_kernel kernels[4] = {gwm_kernel<KIND, WS>(p, NULL, NULL),
-                                   dw1 ? gwm_kernel_dw<1, KIND, WS>(4) : gwm_kernel_dw<2, KIND, WS>(4),
-                                   dw1 ? gwm_kernel_dw<1, KIND, WS>(2) : gwm_kernel_dw<2, KIND, WS>(2),
-                                   dw1 ? gwm_kernel_dw<1, KIND, WS>(1) : gwm_kernel_dw<2, KIND, WS>(1)};
-    if (!gwu_plan(p, d, kernels, 4, gwm_threads<WS>(), gwm_smem_bytes<KIND, WS>(), GWU_CO, q)) return 0;
-    *workspace_bytes = gwu_workspace_bytes(q);
+    const units_kernel kernels[4] = {gw_mma_kernel<KIND, WS>(p, NULL, NULL),
+                                   dw1 ? gw_mma_kernel_dw<1, KIND, WS>(4) : gw_mma_kernel_dw<2, KIND, WS>(4),
+                                   dw1 ? gw_mma_kernel_dw<1, KIND, WS>(2) : gw_mma_kernel_dw<2, KIND, WS>(2),
+                                   dw1 ? gw_mma_kernel_dw<1, KIND, WS>(1) : gw_mma_kernel_dw<2, KIND, WS>(1)};
+    if (!units_plan(p, d, kernels, 4, gw_mma_threads<WS>(), gw_mma_smem_bytes<KIND, WS>(), UNITS_CO, q)) return 0;
+    *workspace_bytes = units_workspace_bytes(q);
     return 1;
 }
 
-template <int KIND, bool WS> static cudaError_t gwm_launch(const tconv_args *a, const void *state)
+template <int KIND, bool WS> static cudaError_t gw_mma_launch(const tconv_args *a, const void *state)
 {
-    return gwu_launch(a, (const gwu_params *)state, gwm_kernel<KIND, WS>(a->p, a->x, a->grad_y), gwm_threads<WS>(),
-                      gwm_smem_bytes<KIND, WS>());
+    return units_launch(a, (const units_params *)state, gw_mma_kernel<KIND, WS>(a->p, a->x, a->grad_y),
+                        gw_mma_threads<WS>(), gw_mma_smem_bytes<KIND, WS>());
 }
 
 /* The variant NAME: KIND's kernels, warp-specialized where WS. */
-#define GWM_VARIANT(NAME, KIND, WS)                                                                              \
-    const tconv_variant tconv_variant_##NAME = {#NAME, TCONV_PASS_GRAD_WEIGHT, gwm_can_implement<KIND, WS>,      \
-                                                gwm_plan<KIND, WS>, gwm_launch<KIND, WS>}
-GWM_VARIANT(grad_weight_mma_ws_64x32, GWM_TF32, true);
-GWM_VARIANT(grad_weight_mma_64x32, GWM_TF32, false);
-GWM_VARIANT(grad_weight_mma_3xfp16_ws_64x32, GWM_3XFP16, true);
-GWM_VARIANT(grad_weight_mma_3xfp16_64x32, GWM_3XFP16, false);
+#define GW_MMA_VARIANT(NAME, KIND, WS)                                                                              \
+    const tconv_variant tconv_variant_##NAME = {#NAME, TCONV_PASS_GRAD_WEIGHT, gw_mma_can_implement<KIND, WS>,      \
+                                                gw_mma_plan<KIND, WS>, gw_mma_launch<KIND, WS>}
+GW_MMA_VARIANT(grad_weight_mma_ws_64x32, GW_MMA_TF32, true);
+GW_MMA_VARIANT(grad_weight_mma_64x32, GW_MMA_TF32, false);
+GW_MMA_VARIANT(grad_weight_mma_3xfp16_ws_64x32, GW_MMA_3XFP16, true);
+GW_MMA_VARIANT(grad_weight_mma_3xfp16_64x32, GW_MMA_3XFP16, false);

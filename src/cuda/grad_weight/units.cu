@@ -5,7 +5,7 @@
 #include "cuda/grad_weight/slices.cuh"
 #include "cuda/grad_weight/units.cuh"
 
-int gwu_width_x(const tconv_problem *p, const void *x)
+int units_width_x(const tconv_problem *p, const void *x)
 {
     const uintptr_t at = (uintptr_t)x / sizeof(float);
     for (int v = 4; v > 1; v /= 2)
@@ -13,7 +13,7 @@ int gwu_width_x(const tconv_problem *p, const void *x)
     return 1;
 }
 
-int gwu_width_gy(const tconv_problem *p, const void *grad_y)
+int units_width_gy(const tconv_problem *p, const void *grad_y)
 {
     const uintptr_t at = (uintptr_t)grad_y / sizeof(float);
     for (int v = 4; v > 1; v /= 2)
@@ -21,25 +21,25 @@ int gwu_width_gy(const tconv_problem *p, const void *grad_y)
     return 1;
 }
 
-int gwu_can_implement(const tconv_problem *p, int smem_bytes, const tconv_device_caps *d)
+int units_can_implement(const tconv_problem *p, int smem_bytes, const tconv_device_caps *d)
 {
-    if (p->stride_h != 1 || p->stride_w != 1 || p->kernel_w > GWU_KW || p->dilation_w > 2) return 0;
+    if (p->stride_h != 1 || p->stride_w != 1 || p->kernel_w > UNITS_KW || p->dilation_w > 2) return 0;
     /* rows and columns are computed in int: ih - padding_h + kh*dilation_h, and a unit's
-     * columns up to GWU_PX + 8 past the input (checked in double against overflow) */
+     * columns up to UNITS_PX + 8 past the input (checked in double against overflow) */
     if ((double)p->h_in + (double)p->padding_h + (double)p->kernel_h * p->dilation_h > INT32_MAX ||
-        (double)p->w_in + GWU_PX + 8 + (double)p->padding_w > INT32_MAX)
+        (double)p->w_in + UNITS_PX + 8 + (double)p->padding_w > INT32_MAX)
         return 0;
-    const int64_t units = p->n * p->h_in * ((p->w_in + GWU_PX - 1) / GWU_PX);
+    const int64_t units = p->n * p->h_in * ((p->w_in + UNITS_PX - 1) / UNITS_PX);
     if (units > ((int64_t)1 << 40)) return 0; /* blockIdx.y * units stays in int64 */
     return smem_bytes <= d->smem_optin;
 }
 
-int gwu_plan(const tconv_problem *p, const tconv_device_caps *d, const gwu_kernel *kernels, int count, int threads,
-             int smem_bytes, int co_tile, gwu_params *q)
+int units_plan(const tconv_problem *p, const tconv_device_caps *d, const units_kernel *kernels, int count, int threads,
+             int smem_bytes, int co_tile, units_params *q)
 {
     const int64_t cig = p->c_in / p->groups, cog = p->c_out / p->groups;
-    const int64_t ci_tiles = (cig + GWU_CI - 1) / GWU_CI, co_tiles = (cog + co_tile - 1) / co_tile;
-    const int64_t kh_groups = (p->kernel_h + GWU_KH - 1) / GWU_KH;
+    const int64_t ci_tiles = (cig + UNITS_CI - 1) / UNITS_CI, co_tiles = (cog + co_tile - 1) / co_tile;
+    const int64_t kh_groups = (p->kernel_h + UNITS_KH - 1) / UNITS_KH;
     const int64_t tiles = p->groups * ci_tiles * co_tiles * kh_groups;
     if (tiles > INT32_MAX) return 0;
     for (int i = 0; i < count; i++)
@@ -49,10 +49,10 @@ int gwu_plan(const tconv_problem *p, const tconv_device_caps *d, const gwu_kerne
         per_sm < 1)
         return 0;
 
-    const int64_t nseg = (p->w_in + GWU_PX - 1) / GWU_PX;
+    const int64_t nseg = (p->w_in + UNITS_PX - 1) / UNITS_PX;
     const int64_t units = p->n * p->h_in * nseg;
     const int64_t weight_elems = p->c_in * cog * p->kernel_h * p->kernel_w;
-    const int64_t slices = grad_weight_slice_count(GWU_WAVES, (int64_t)d->sms * per_sm, tiles, weight_elems,
+    const int64_t slices = grad_weight_slice_count(UNITS_WAVES, (int64_t)d->sms * per_sm, tiles, weight_elems,
                                                    units < 65535 ? units : 65535); /* gridDim.y */
     if (units / slices + 1 > INT32_MAX) return 0; /* a CTA counts its units in int */
 
@@ -72,14 +72,15 @@ int gwu_plan(const tconv_problem *p, const tconv_device_caps *d, const gwu_kerne
     return 1;
 }
 
-size_t gwu_workspace_bytes(const gwu_params *q)
+size_t units_workspace_bytes(const units_params *q)
 {
     return ((size_t)q->slices * (size_t)q->weight_elems * sizeof(float) + 255) / 256 * 256;
 }
 
-cudaError_t gwu_launch(const tconv_args *a, const gwu_params *plan, gwu_kernel kernel, int threads, int smem_bytes)
+cudaError_t units_launch(const tconv_args *a, const units_params *plan, units_kernel kernel, int threads,
+                         int smem_bytes)
 {
-    gwu_params q = *plan;
+    units_params q = *plan;
     q.x = (const float *)a->x;
     q.grad_y = (const float *)a->grad_y;
     q.partial = (float *)a->workspace;

@@ -8,13 +8,13 @@
  * (stride 1 on both axes; zero where the grad_y index is outside).  GEMM view: M = Cig,
  * N = Cog*kH*kW, K = N*H_in*W_in, split along K for determinism:
  *
- * Work: K is cut into units of one input row (n, ih) x GWU_PX = 64 pixels, numbered in the
- * order of gwu_advance (row by row, or band by band); slice s of the grid's y axis owns
+ * Work: K is cut into units of one input row (n, ih) x UNITS_PX = 64 pixels, numbered in the
+ * order of units_advance (row by row, or band by band); slice s of the grid's y axis owns
  * units [s*U/S, (s+1)*U/S).  A CTA owns one slice and one output tile:
  * 64 ci x CO co (32 for the MMA variants, 16 for the FMA one) x 3 tap rows (kh0 .. kh0 + 2)
  * x 3 tap columns.  A cp.async pipeline (3 stages MMA, 2 FMA) stages per unit the tile's x
  * (64 ci rows x 64 pixels, laid out as the multiply wants them) and
- *   gs    [3 kh][CO][GWU_GS]: grad_y rows ih - padding_h + kh*dilation_h, columns
+ *   gs    [3 kh][CO][UNITS_GY_PITCH]: grad_y rows ih - padding_h + kh*dilation_h, columns
  *         iw0 - padding_w + c for c < 68 (the pixels plus the halo of the tap columns),
  * zero wherever the source is outside its tensor or the tile, so every tap is a shifted
  * read of one staged row.
@@ -33,18 +33,18 @@
 #include "cuda/common.cuh"
 #include "cuda/variant.h"
 
-#define GWU_CI 64       /* input channels per CTA (M tile) */
-#define GWU_CO 32       /* output channels per CTA: the most (a variant may take fewer) */
-#define GWU_KH 3        /* tap rows per CTA; kH > 3 takes several tiles along kh */
-#define GWU_KW 3        /* tap columns: kW <= 3 (columns past kW are computed, not written) */
-#define GWU_PX 64       /* pixels of one unit */
-#define GWU_GS 68       /* gs row stride: >= GWU_PX + 4 (the window of DW <= 2), = 4 mod 8 */
-#define GWU_GS_FLOATS(co) (GWU_KH * (co) * GWU_GS) /* gs of a CTA of co output channels */
-#define GWU_STAGES 3    /* cp.async pipeline depth */
-/* Slices: GWU_WAVES waves of the CTAs the GPU holds at once. */
-#define GWU_WAVES 2
+#define UNITS_CI 64       /* input channels per CTA (M tile) */
+#define UNITS_CO 32       /* output channels per CTA: the most (a variant may take fewer) */
+#define UNITS_KH 3        /* tap rows per CTA; kH > 3 takes several tiles along kh */
+#define UNITS_KW 3        /* tap columns: kW <= 3 (columns past kW are computed, not written) */
+#define UNITS_PX 64       /* pixels of one unit */
+#define UNITS_GY_PITCH 68       /* gs row stride: >= UNITS_PX + 4 (the window of DW <= 2), = 4 mod 8 */
+#define UNITS_GY_FLOATS(co) (UNITS_KH * (co) * UNITS_GY_PITCH) /* gs of a CTA of co output channels */
+#define UNITS_STAGES 3    /* cp.async pipeline depth */
+/* Slices: UNITS_WAVES waves of the CTAs the GPU holds at once. */
+#define UNITS_WAVES 2
 
-typedef struct gwu_params {
+typedef struct units_params {
     const float *x;      /* (N, C_in, H_in, W_in) */
     const float *grad_y; /* (N, C_out, H_out, W_out) */
     float *partial;      /* (slices, C_in, Cog, kH, kW) */
@@ -52,25 +52,25 @@ typedef struct gwu_params {
     int kernel_h, kernel_w, padding_h, padding_w, dilation_h;
     int cig, cog;
     int ci_tiles, co_tiles, kh_groups;
-    int nseg;            /* units per row: ceil(W_in / GWU_PX) */
+    int nseg;            /* units per row: ceil(W_in / UNITS_PX) */
     int64_t units;       /* N * H_in * nseg */
     int slices;
     int64_t weight_elems;
-} gwu_params;
+} units_params;
 
-typedef void (*gwu_kernel)(const gwu_params);
+typedef void (*units_kernel)(const units_params);
 
-/* Where a CTA's next unit to stage is: image n, row ih, pixels [seg*GWU_PX, +GWU_PX). */
-typedef struct gwu_cursor {
+/* Where a CTA's next unit to stage is: image n, row ih, pixels [seg*UNITS_PX, +UNITS_PX). */
+typedef struct units_cursor {
     int64_t n;
     int ih, seg;
-} gwu_cursor;
+} units_cursor;
 
 /* The order of the units, image by image: BAND = 0, row by row (segments fastest); else in
  * bands of BAND segments (the last band of a row maybe narrower), each band row by row:
  * the three tap rows' reads of a grad_y row are then BAND units apart instead of a row's
  * segments (16 for the seed), and come from L2 rather than DRAM. */
-template <int BAND> __device__ __forceinline__ void gwu_advance(const gwu_params &p, gwu_cursor &c)
+template <int BAND> __device__ __forceinline__ void units_advance(const units_params &p, units_cursor &c)
 {
     if constexpr (BAND == 0) {
         if (++c.seg == p.nseg) {
@@ -96,27 +96,27 @@ template <int BAND> __device__ __forceinline__ void gwu_advance(const gwu_params
 /* The CTA's output tile (CO output channels).  Grid: x = tile (group, ci tile, co tile,
  * kh group), fastest the kh group and co tile, so the CTAs that read the same x rows run
  * side by side (L2 hits); y = slice. */
-struct gwu_tile {
+struct units_tile {
     int grp, ci0, co0, kh0;
 };
-template <int CO> __device__ __forceinline__ gwu_tile gwu_tile_of(const gwu_params &p)
+template <int CO> __device__ __forceinline__ units_tile units_tile_of(const units_params &p)
 {
     int tile = blockIdx.x;
     const int khg = tile % p.kh_groups;
     tile /= p.kh_groups;
     const int cot = tile % p.co_tiles;
     tile /= p.co_tiles;
-    gwu_tile r;
+    units_tile r;
     r.grp = tile / p.ci_tiles;
-    r.ci0 = tile % p.ci_tiles * GWU_CI;
+    r.ci0 = tile % p.ci_tiles * UNITS_CI;
     r.co0 = cot * CO;
-    r.kh0 = khg * GWU_KH;
+    r.kh0 = khg * UNITS_KH;
     return r;
 }
 
 /* The CTA's slice: its first unit in *c, the number of its units returned (in the order of
- * gwu_advance<BAND>). */
-template <int BAND> __device__ __forceinline__ int gwu_slice(const gwu_params &p, gwu_cursor &c)
+ * units_advance<BAND>). */
+template <int BAND> __device__ __forceinline__ int units_slice(const units_params &p, units_cursor &c)
 {
     const int64_t u0 = blockIdx.y * p.units / p.slices, u1 = (blockIdx.y + 1) * p.units / p.slices;
     if constexpr (BAND == 0) {
@@ -146,35 +146,34 @@ template <int BAND> __device__ __forceinline__ int gwu_slice(const gwu_params &p
  * co = w + NW*i of each tap row: first the 64 columns of the unit's pixels (M copies per
  * row, a power of 2: whole warp instructions covering one row, two, or half of one), then
  * the 4 halo columns.  tid: the thread's index among the NT that stage. */
-template <int V, int NT, int CO>
-__device__ __forceinline__ void gwu_stage_gy(const gwu_params &p, float *gs, const gwu_cursor &c, const gwu_tile &t,
-                                             unsigned tid)
+template <int V, int NT, int CO> __device__ __forceinline__ void
+units_stage_gy(const units_params &p, float *gs, const units_cursor &c, const units_tile &t, unsigned tid)
 {
-    constexpr int NW = NT / 32, M = GWU_PX / V, H = 4 / V, ROWS = CO / NW; /* rows per warp */
+    constexpr int NW = NT / 32, M = UNITS_PX / V, H = 4 / V, ROWS = CO / NW; /* rows per warp */
     /* the tap rows unrolled, so that what they share is computed once, where that does not
      * spill (4-byte copies: 3 times as many) */
-    constexpr int KH_UNROLL = V == 1 ? 1 : GWU_KH;
+    constexpr int KH_UNROLL = V == 1 ? 1 : UNITS_KH;
     const int warp = tid / 32, lane = tid % 32;
-    const int c0 = c.seg * GWU_PX - p.padding_w; /* grad_y column of staged column 0 */
+    const int c0 = c.seg * UNITS_PX - p.padding_w; /* grad_y column of staged column 0 */
     const int64_t plane = (int64_t)p.h_out * p.w_out;
     const float *g_unit = p.grad_y + (c.n * p.c_out + (int64_t)t.grp * p.cog + t.co0 + warp) * plane + c0;
 #pragma unroll KH_UNROLL
-    for (int kh = 0; kh < GWU_KH; ++kh) {
+    for (int kh = 0; kh < UNITS_KH; ++kh) {
         const int oh = c.ih - p.padding_h + (t.kh0 + kh) * p.dilation_h;
         const bool kh_ok = t.kh0 + kh < p.kernel_h && oh >= 0 && oh < p.h_out;
         const float *g_kh = g_unit + (int64_t)oh * p.w_out; /* row co = warp; read where kh_ok */
-        float *d = gs + (kh * CO + warp) * GWU_GS;
+        float *d = gs + (kh * CO + warp) * UNITS_GY_PITCH;
 #pragma unroll
         for (int k = 0; k < ROWS * M / 32; ++k) {
             const int row = 32 * k / M + (M < 32 ? lane / M : 0), col = (32 * k + lane) % M * V;
             const bool ok = kh_ok && t.co0 + warp + NW * row < p.cog && c0 + col >= 0 && c0 + col < p.w_out;
-            cp_async_zfill<4 * V>(d + NW * row * GWU_GS + col, g_kh + NW * row * plane + col, ok);
+            cp_async_zfill<4 * V>(d + NW * row * UNITS_GY_PITCH + col, g_kh + NW * row * plane + col, ok);
         }
         /* the 4 halo columns of the warp's rows: ROWS * H copies, the other lanes idle */
         if (lane < ROWS * H) {
-            const int row = lane / H, col = GWU_PX + lane % H * V;
+            const int row = lane / H, col = UNITS_PX + lane % H * V;
             const bool ok = kh_ok && t.co0 + warp + NW * row < p.cog && c0 + col >= 0 && c0 + col < p.w_out;
-            cp_async_zfill<4 * V>(d + NW * row * GWU_GS + col, g_kh + NW * row * plane + col, ok);
+            cp_async_zfill<4 * V>(d + NW * row * UNITS_GY_PITCH + col, g_kh + NW * row * plane + col, ok);
         }
     }
 }
@@ -183,14 +182,14 @@ __device__ __forceinline__ void gwu_stage_gy(const gwu_params &p, float *gs, con
  * tap % 3) given by sum(tap), where inside the weight.  Every element of partial[slice]
  * is written by exactly one thread of one CTA (the tiles partition the weight). */
 template <typename Sum>
-__device__ __forceinline__ void gwu_store(const gwu_params &p, const gwu_tile &t, int ci, int co, Sum sum)
+__device__ __forceinline__ void units_store(const units_params &p, const units_tile &t, int ci, int co, Sum sum)
 {
     if (t.ci0 + ci >= p.cig || t.co0 + co >= p.cog) return;
     float *out = p.partial + (int64_t)blockIdx.y * p.weight_elems;
     const int64_t base = (((int64_t)t.grp * p.cig + t.ci0 + ci) * p.cog + t.co0 + co) * p.kernel_h;
 #pragma unroll
-    for (int tap = 0; tap < GWU_KH * GWU_KW; ++tap) {
-        const int kh = t.kh0 + tap / GWU_KW, kw = tap % GWU_KW;
+    for (int tap = 0; tap < UNITS_KH * UNITS_KW; ++tap) {
+        const int kh = t.kh0 + tap / UNITS_KW, kw = tap % UNITS_KW;
         if (kh < p.kernel_h && kw < p.kernel_w) out[(base + kh) * p.kernel_w + kw] = sum(tap);
     }
 }
@@ -198,29 +197,29 @@ __device__ __forceinline__ void gwu_store(const gwu_params &p, const gwu_tile &t
 /* ---- host side (units.cu) ---- */
 
 /* The widest cp.async (in floats) that keeps every vector of every row aligned and either
- * wholly inside or wholly outside its row (units start at multiples of GWU_PX; staged
+ * wholly inside or wholly outside its row (units start at multiples of UNITS_PX; staged
  * grad_y column 0 is column -padding_w): for x it divides W_in and the pointer's offset
  * in floats, for grad_y W_out, padding_w and the pointer's.  A NULL pointer counts as
  * aligned (plans see none: they ready the kernels of every width). */
-int gwu_width_x(const tconv_problem *p, const void *x);
-int gwu_width_gy(const tconv_problem *p, const void *grad_y);
+int units_width_x(const tconv_problem *p, const void *x);
+int units_width_gy(const tconv_problem *p, const void *grad_y);
 
 /* Whether the unit-tiled kernels can run p (stride 1, kW <= 3, dilation_w <= 2, every
  * count in range) in CTAs of smem_bytes of dynamic shared memory on device d. */
-int gwu_can_implement(const tconv_problem *p, int smem_bytes, const tconv_device_caps *d);
+int units_can_implement(const tconv_problem *p, int smem_bytes, const tconv_device_caps *d);
 
 /* Fills *q (all but the pointers) for kernels of `threads` threads, smem_bytes of dynamic
  * shared memory and co_tile output channels, and sets the shared-memory limit of the
  * `count` kernels a launch may pick (one per copy width) on d; kernels[0] gives the slices
  * their occupancy.  Returns 0 where no CTA fits an SM or a CTA's units leave int. */
-int gwu_plan(const tconv_problem *p, const tconv_device_caps *d, const gwu_kernel *kernels, int count, int threads,
-             int smem_bytes, int co_tile, gwu_params *q);
+int units_plan(const tconv_problem *p, const tconv_device_caps *d, const units_kernel *kernels, int count, int threads,
+             int smem_bytes, int co_tile, units_params *q);
 
 /* The partial sums of every slice; nothing else. */
-size_t gwu_workspace_bytes(const gwu_params *q);
+size_t units_workspace_bytes(const units_params *q);
 
-/* Queues kernel (one of those gwu_plan readied, for the tensors' copy widths) and then the
+/* Queues kernel (one of those units_plan readied, for the tensors' copy widths) and then the
  * reduction of the slices on a->stream. */
-cudaError_t gwu_launch(const tconv_args *a, const gwu_params *q, gwu_kernel kernel, int threads, int smem_bytes);
+cudaError_t units_launch(const tconv_args *a, const units_params *q, units_kernel kernel, int threads, int smem_bytes);
 
 #endif /* TCONV_CUDA_GRAD_WEIGHT_UNITS_CUH */
