@@ -168,10 +168,9 @@ direct_kernel(const direct_params P)
         __syncwarp();
         if (ch0 + o < P.co && j < b.count_w) {
             const A bv = bias ? to_acc(bias[(int64_t)b.g * P.co + ch0 + o]) : A(0);
-            /* this lane's column in the warp's first row, then one destination row per r:
-             * the 64-bit products once per channel, not per store (they were ~2/3 of the
-             * float tiles' epilogue instructions); float64 tiles, at their register limit,
-             * keep one product per store (the row pointer spilled there) */
+            /* this lane's column in the warp's first row, then one destination row per r: the
+             * 64-bit products once per channel, not per store; float64 tiles, at their
+             * register limit, keep one product per store */
             T *out = dst + ((int64_t)b.n * P.groups * P.co + (int64_t)b.g * P.co + ch0 + o) * dst_plane +
                      (int64_t)b.rw + (int64_t)ow_step * j;
             const int i0 = b.i0 + wp * 8;

@@ -24,7 +24,7 @@
  * strides stage one plane per tap column (the "gathered" layout): 4 + 4*KWT LDS.128 per
  * 4*16*KWT FFMA.
  *
- * Accuracy (docs/perf-notes.md, "grad-weight"): each thread sums at most `pix` (<= 64)
+ * Accuracy (docs/perf-notes.md, log "grad-weight: split-K direct"): each thread sums at most `pix` (<= 64)
  * products in an inner register sum, flushes it into an outer sum (in shared memory) per chunk,
  * writes the slice's outer sums to the workspace with plain stores, and a second kernel
  * sums the slices in a fixed order in double.  No atomics: bitwise deterministic.
@@ -48,16 +48,14 @@
 #define GW_DIRECT_CI_WARP 16
 /* At most 8 warps (kH * wci <= 8): 256 threads. */
 #define GW_DIRECT_MAX_THREADS 256
-/* Up to 3 tap columns, 2 CTAs per SM (128 registers: the seed's 6-warp CTAs otherwise took
- * 178-186 and ran one CTA per SM); KWT = 4 keeps 64 accumulators, so 1 CTA (255 registers). */
+/* Up to 3 tap columns, 2 CTAs per SM (128 registers); KWT = 4 keeps 64 accumulators, so 1 CTA
+ * (255 registers). */
 #define GW_DIRECT_MIN_CTAS(kwt) ((kwt) <= 3 ? 2 : 1)
 /* Slices per tile: 8 waves of the CTAs the GPU holds at once, rows split evenly, so every
- * SM slot runs about the same number of rows (2048 CTAs of 16 rows left the seed's last of
- * 7.76 waves a quarter idle). */
+ * SM slot runs about the same number of rows. */
 #define GW_DIRECT_WAVES 8
 /* The sliding window always stages 64-pixel chunks with rows of 68 floats (an odd multiple of
- * 4, 64 + 4 for the window), so its shared-memory offsets are compile-time: with runtime
- * strides ptxas spent 28 address instructions per 384 FFMA of the inner loop. */
+ * 4, 64 + 4 for the window), so its shared-memory offsets are compile-time. */
 #define GW_DIRECT_SLIDE_PIX 64
 #define GW_DIRECT_SLIDE_STRIDE 68
 #define GW_DIRECT_SLIDE_GROUPS ((GW_DIRECT_SLIDE_PIX + 4) / 4) /* 4-float groups of a grad_y row */
@@ -261,8 +259,7 @@ grad_weight_direct_kernel(gw_direct_params p)
     const int co_l = lane >> 2;
 
     /* The slice's sums live in shared memory (entry e of thread t at e*blockDim.x + t: no bank
-     * conflicts): in registers they took 190-208 registers per thread for KWT = 3, one CTA
-     * (6 warps) per SM; flushing 48 sums per 64-pixel chunk costs 144 of ~3500 instructions. */
+     * conflicts), which keeps two CTAs per SM; each 64-pixel chunk flushes into them. */
     float *outer = smem + 2 * buf_floats;
     for (int e = 0; e < GW_DIRECT_RCI * GW_DIRECT_RCO * KWT; e++) outer[e * blockDim.x + threadIdx.x] = 0.0f;
     float inner[GW_DIRECT_RCI][GW_DIRECT_RCO][KWT];

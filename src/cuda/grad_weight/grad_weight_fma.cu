@@ -28,8 +28,7 @@
  * Pipeline: two stages (one unit in flight while one is computed: a unit is 2,304 FFMA per
  * thread, far longer than a copy's latency); stages and sums take 97,792 bytes, so two
  * CTAs fit an SM of sm_90 (one of sm_80): while one waits at its barrier, the other
- * computes.  docs/perf-notes.md has the variants measured on the way (72 sums per thread,
- * 16-warp CTAs: 15.3 and 14.5 ms on the seed against 14.4 ms for this one).
+ * computes.  docs/perf-notes.md has the variants measured on the way.
  */
 #include "cuda/grad_weight/units.cuh"
 

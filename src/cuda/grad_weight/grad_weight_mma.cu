@@ -435,8 +435,7 @@ template <int DW, int V, int KIND> __device__ __forceinline__ void grad_weight_b
  * 504.  sm_90a only (setmaxnreg, mbarrier.try_wait); the plan declines elsewhere. */
 #define GW_MMA_WS_THREADS (GW_MMA_THREADS + 128)
 /* Registers per thread after setmaxnreg, mma warps and producers: 3xFP16's mma warps use
- * up to 222 (they spilled at 216), TF32's up to 188; producers use up to 50 (3xFP16) and 47
- * (TF32), and spilled at 40. */
+ * up to 222, TF32's up to 188; producers up to 50 (3xFP16) and 47 (TF32). */
 template <int KIND, bool MMA> __host__ __device__ constexpr int gw_mma_ws_regs()
 {
     return KIND == GW_MMA_3XFP16 ? (MMA ? 224 : 56) : (MMA ? 216 : 72);
@@ -448,8 +447,8 @@ template <int KIND, bool MMA> __host__ __device__ constexpr int gw_mma_ws_regs()
 template <int DW, int V, int KIND> __device__ __forceinline__ void grad_weight_ws_body(const units_params &p)
 {
     constexpr int S = UNITS_STAGES, FLUSH = GW_MMA_TF32_FLUSH;
-    /* units in bands of 4 segments for TF32 (H100, seed: 3.51-3.54 against 3.66-3.67 ms in
-     * row order); 3xFP16 gained nothing (5.76-5.80 against 5.75-5.79) */
+    /* units in bands of 4 segments for TF32 (grad_y rows re-read from L2, docs/perf-notes.md);
+     * 3xFP16 gained nothing from them */
     constexpr int BAND = KIND == GW_MMA_TF32 ? 4 : 0;
     extern __shared__ __align__(16) float gw_mma_smem[];
     uint64_t *full = (uint64_t *)(gw_mma_smem + GW_MMA_SMEM_BYTES(KIND) / sizeof(float)), *done = full + S;

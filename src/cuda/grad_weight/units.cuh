@@ -141,8 +141,7 @@ template <int BAND> __device__ __forceinline__ int units_slice(const units_param
  * A vector is either wholly inside its row or wholly outside: W_in, W_out, padding_w and
  * the vector's first column are multiples of V (the plan picks V so).  Every staged float
  * is written (data or zero): stale shared memory could hold NaN, and NaN * 0 is not 0.
- * V is compile-time: with a runtime width every copy sat behind a branch (and ptxas put
- * three dummy LDS before each LDGSTS that follows a branch).  Warp w of NW stages the rows
+ * V is compile-time: a runtime width puts every copy behind a branch.  Warp w of NW stages the rows
  * co = w + NW*i of each tap row: first the 64 columns of the unit's pixels (M copies per
  * row, a power of 2: whole warp instructions covering one row, two, or half of one), then
  * the 4 halo columns.  tid: the thread's index among the NT that stage. */
