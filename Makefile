@@ -90,6 +90,11 @@ build/run_variants: tests/c/run_variants.c tests/c/check.h tests/c/device.h buil
 build/time_variants: dev/cuda/time_variants.c build/libtconv_cuda.a
 	$(CC) $(CFLAGS) -I$(CUDA_DIR)/include $< $(CUDA_LINK) -o $@
 
+# the grad-weight kernel lab (dev/cuda/grad_weight.cu): its own version and the library's
+# variants, checked and timed; -fopenmp for the library's CPU reference
+build/lab_grad_weight: dev/cuda/grad_weight.cu include/tconv.h src/problem.h $(CUDA_HDR) build/libtconv_cuda.a
+	$(NVCC) $(NVFLAGS) $< build/libtconv_cuda.a -Xcompiler -fopenmp -o $@
+
 # the CUDA library's host side on a fake CUDA runtime (tests/c/fake_cuda.c), no GPU needed:
 # which variant, workspace and launches each problem gets (see tests/c/dispatch_trace.c)
 build/dispatch_trace: tests/c/dispatch_trace.c tests/c/fake_cuda.c tests/c/fake_cuda.h tests/c/check.h \

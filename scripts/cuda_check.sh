@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # cuda_check.sh - compile the CUDA library (make build/libtconv_cuda.a) and the kernel lab
-# (dev/cuda/*.cu) with this machine's nvcc, and every CUDA source with CUDA 11.8's nvcc (the
-# oldest toolkit tconv supports; it has no sm_90a, so no wgmma), each for the targets
-# scripts/nvcc_flags.sh gives it, warnings as errors; and the C programs that drive the CUDA
-# library.  Needs no GPU; `make cuda-check` and CI run it.
+# (dev/cuda/*.cu, and build/lab_grad_weight linked with the library) with this machine's
+# nvcc, and every CUDA source with CUDA 11.8's nvcc (the oldest toolkit tconv supports; it
+# has no sm_90a, so no wgmma), each for the targets scripts/nvcc_flags.sh gives it, warnings
+# as errors; and the C programs that drive the CUDA library.  Needs no GPU; `make cuda-check`
+# and CI run it.
 #
 # CUDA 11.8 is assembled once under build/cuda-check/cuda-11.8 (later runs reuse it):
 #   - nvcc, cicc, ptxas, ... from Debian's nvidia-cuda-toolkit 11.8 (bookworm, non-free),
@@ -104,6 +105,12 @@ if make -s -j "$(nproc)" NVCC="$NVCC_NEW" build/libtconv_cuda.a; then
     echo "ok    build/libtconv_cuda.a"
 else
     echo "FAIL  build/libtconv_cuda.a"
+    failed=1
+fi
+if make -s NVCC="$NVCC_NEW" build/lab_grad_weight; then
+    echo "ok    build/lab_grad_weight"
+else
+    echo "FAIL  build/lab_grad_weight"
     failed=1
 fi
 compile "$NVCC_NEW" "$(echo dev/cuda/*.cu)"
