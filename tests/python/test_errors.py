@@ -177,3 +177,30 @@ def test_ops_check_their_arguments():
     with pytest.raises(RuntimeError, match="pass_"):
         tconv.ops.algorithm("backward", (2, 4, 5, 5), (4, 3, 3, 3), *args[:5], torch.float32,
                             "fp32")
+
+
+def cpu_pass_calls(algorithm):
+    """Each pass on small CPU tensors with `algorithm` forced."""
+    g = torch.Generator().manual_seed(0)
+    x, weight = torch.randn(1, 2, 3, 3, generator=g), torch.randn(2, 2, 3, 3, generator=g)
+    grad_y = torch.randn(1, 2, 5, 5, generator=g)
+    args = ((1, 1), (0, 0), (0, 0), (1, 1), 1, None, algorithm)
+    return {"forward": lambda: tconv.ops.forward(x, weight, None, *args),
+            "grad_input": lambda: tconv.ops.grad_input(grad_y, weight, (3, 3), *args),
+            "grad_weight": lambda: tconv.ops.grad_weight(x, grad_y, (3, 3), *args),
+            "grad_bias": lambda: tconv.ops.grad_bias(grad_y, algorithm)}
+
+
+@pytest.mark.parametrize("pass_", tconv.ops.PASSES)
+@pytest.mark.parametrize("algorithm", ["no_such_variant", ""])
+def test_unknown_algorithm_is_an_error_on_the_cpu(pass_, algorithm):
+    with pytest.raises(RuntimeError, match=f"algorithm '{algorithm}' names no CUDA variant"):
+        cpu_pass_calls(algorithm)[pass_]()
+
+
+@pytest.mark.skipif(not tconv.ops.variants(), reason="built without CUDA: no variant to name")
+@pytest.mark.parametrize("pass_", tconv.ops.PASSES)
+def test_cuda_variant_on_cpu_tensors_is_an_error(pass_):
+    name = next(name for name, p in tconv.ops.variants() if p == pass_)
+    with pytest.raises(RuntimeError, match=f"algorithm '{name}' is a CUDA variant"):
+        cpu_pass_calls(name)[pass_]()
