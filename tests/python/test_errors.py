@@ -179,6 +179,21 @@ def test_ops_check_their_arguments():
                             "fp32")
 
 
+def test_groups_error_names_channels_per_group_and_in_all():
+    """weight (4, 4, 3, 3) with groups 3 means 4 output channels per group, 12 in all; the
+    message says so and which count groups does not divide."""
+    g = torch.Generator().manual_seed(0)
+    x, weight = torch.randn(2, 4, 5, 5, generator=g), torch.randn(4, 4, 3, 3, generator=g)
+    with pytest.raises(RuntimeError) as error:
+        tconv.conv_transpose2d(x, weight, groups=3)
+    assert "C_in 4 (not a multiple of groups 3)" in str(error.value)
+    assert "C_out 12 = 3 groups x 4" in str(error.value)
+    with pytest.raises(RuntimeError, match=r"C_in 6 = 3 groups x 2, C_out 10 \(not a multiple"):
+        tconv.ops.grad_weight(torch.randn(2, 6, 5, 5, generator=g),
+                              torch.randn(2, 10, 7, 7, generator=g), (3, 3), (1, 1), (0, 0),
+                              (0, 0), (1, 1), 3, None)
+
+
 def cpu_pass_calls(algorithm):
     """Each pass on small CPU tensors with `algorithm` forced."""
     g = torch.Generator().manual_seed(0)
