@@ -27,6 +27,12 @@ CUDA_HDR := $(wildcard src/cuda/*.h src/cuda/*.cuh)
 
 .PHONY: all demo test c-test py-test gpu-test bench cuda-check clean venv ext
 
+# One seed for the C tests and pytest, printed by both; TCONV_SEED=N make test replays a run.
+ifeq ($(TCONV_SEED),)
+TCONV_SEED := $(shell od -An -N4 -tu4 /dev/urandom | tr -d ' ')
+endif
+export TCONV_SEED
+
 all: build/test_cpu
 
 # ---- C library without CUDA (CPU reference + stubs), and its tests ----
@@ -41,7 +47,7 @@ build/test_cpu: tests/c/test_cpu.c tests/c/check.h build/libtconv_cpu.a
 	$(CC) $(CFLAGS) $< build/libtconv_cpu.a -lm -o $@
 
 c-test: build/test_cpu
-	./build/test_cpu
+	TCONV_TEST_SEED=$(TCONV_SEED) ./build/test_cpu
 
 # ---- C library with CUDA, and its GPU test (run under compute-sanitizer by gpu-test) ----
 build/cuda/%.o: src/cuda/%.cu include/tconv.h $(CUDA_HDR)
@@ -82,10 +88,17 @@ $(VENV)/.requirements-installed: requirements.txt
 	$(VENV)/bin/python -m pip install -q -r requirements.txt
 	touch $@
 
-venv: $(VENV)/.requirements-installed
+# a .pth file puts python/ on the environment's path: `.venv/bin/python -c "import tconv"`
+# works after `make ext` without PYTHONPATH
+$(VENV)/.tconv-path: $(VENV)/.requirements-installed
+	$(VENV)/bin/python -c "import pathlib, site; pathlib.Path(site.getsitepackages()[0], \
+	    'tconv-checkout.pth').write_text('$(CURDIR)/python\n')"
+	touch $@
+
+venv: $(VENV)/.requirements-installed $(VENV)/.tconv-path
 
 # tconv._C next to python/tconv/__init__.py (CUDA kernels when torch's CUDA matches nvcc's)
-ext: $(VSTAMP)
+ext: $(VSTAMP) $(if $(VSTAMP),$(VENV)/.tconv-path)
 	$(VPY) setup.py -q build_ext --inplace
 
 py-test: ext
