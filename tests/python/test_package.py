@@ -37,7 +37,7 @@ def test_broken_extension_says_why_and_how_to_build_it(tmp_path):
 
 def test_package_data_ships_the_shape_list(tmp_path):
     """setup.py's build_py puts bench/shapes.txt into the package as a file of its own."""
-    root = Path(tconv.__file__).parents[2]
+    root = Path(__file__).resolve().parents[2]
     result = subprocess.run([sys.executable, "setup.py", "-q", "build_py", "--build-lib",
                              str(tmp_path)], cwd=root, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
