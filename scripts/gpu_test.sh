@@ -65,12 +65,17 @@ step test_cuda 240 ./build/test_cuda
 step memcheck 300 "$SANITIZER" --tool memcheck --error-exitcode 1 ./build/test_cuda --small
 step racecheck 300 "$SANITIZER" --tool racecheck --error-exitcode 1 ./build/test_cuda --small
 
-STEPS+=(pytest)
+STEPS+=(pytest export-seed)
 if "$PYTHON" -c "import pytest" 2> /dev/null; then
-    step pytest 300 "$PYTHON" -m pytest -q -rs tests/python
+    # (torch.compile's and the DDP test's start-up take a while: 600 s)
+    step pytest 600 "$PYTHON" -m pytest -q -rs tests/python --ignore=tests/python/test_export_gpu.py
+    # the solution compiles all of tconv as one CUDA file the first time: minutes
+    step export-seed 900 "$PYTHON" -m pytest -q -rs -s tests/python/test_export_gpu.py
 else
-    echo "pytest is not installed for $PYTHON" > "$LOGS/pytest.log"
-    echo "FAIL 0" > "$LOGS/pytest.status"
+    for name in pytest export-seed; do
+        echo "pytest is not installed for $PYTHON" > "$LOGS/$name.log"
+        echo "FAIL 0" > "$LOGS/$name.status"
+    done
 fi
 
 if [ -f python/tconv/bench.py ]; then
