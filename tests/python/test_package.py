@@ -1,6 +1,8 @@
 """The package as a new user meets it: importing without a working extension says how to
 build it."""
 import importlib.machinery
+import os
+import re
 import shutil
 import subprocess
 import sys
@@ -61,3 +63,12 @@ def test_bench_runs_from_an_installed_package(tmp_path):
     assert list((work / "bench-results").glob("*-cpu-quick.json"))
     assert "[1/" in result.stderr and "min left" in result.stderr
 
+
+def test_readme_usage_runs(tmp_path):
+    """The README's Python snippet, as given (on the CPU here)."""
+    root = Path(__file__).resolve().parents[2]
+    (snippet,) = re.findall(r"```python\n(.*?)```", (root / "README.md").read_text(), re.S)
+    result = subprocess.run([sys.executable, "-c", snippet], cwd=tmp_path, capture_output=True,
+                            text=True, env={"PYTHONPATH": str(Path(tconv.__file__).parents[1]),
+                                            "PATH": os.environ["PATH"]})
+    assert result.returncode == 0, result.stderr[-3000:]
