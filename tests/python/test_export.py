@@ -113,18 +113,18 @@ def test_names_two_sources_define_are_kept_apart(tmp_path):
     (tmp_path / "src" / export.NO_CUDA).write_text("int left_out;\n")
     common = '#include "lib.h"\n#define SCALE 2\ntypedef int tile_t;\n'
     (tmp_path / "src" / "a.cu").write_text(
-        common + "static int helper(int v) { return v * SCALE; }\n"
-        "int shared_entry(int v) { return helper(v); }\n")
+        common + "static int adjust(int v) { return v * SCALE; }\n"
+        "int shared_entry(int v) { return adjust(v); }\n")
     (tmp_path / "src" / "b.cu").write_text(
-        common + "/* the other helper */ static int helper(int v) { return v + 1; }\n"
+        common + "/* the other adjust */ static int adjust(int v) { return v + 1; }\n"
         "extern int shared_entry(int);\nenum { ONLY_B = 1 };\n")
     cuda = export.Sources(tmp_path).cuda_source()
     assert cuda.split("\n").count("int shared_entry(int);") == 1  # the guarded header, once
     for unit in ("a", "b"):
-        assert f"#define helper helper_{unit}" in cuda and f"#define tile_t tile_t_{unit}" in cuda
-    assert cuda.count("#undef SCALE") == 2 and cuda.count("#undef helper") == 2
+        assert f"#define adjust adjust_{unit}" in cuda and f"#define tile_t tile_t_{unit}" in cuda
+    assert cuda.count("#undef SCALE") == 2 and cuda.count("#undef adjust") == 2
     assert "shared_entry_" not in cuda and "ONLY_B_" not in cuda and "left_out" not in cuda
-    assert "the other helper" not in cuda
+    assert "the other adjust" not in cuda
 
 
 class RecordingExtension:
