@@ -15,6 +15,7 @@ import glob
 import os
 import re
 import subprocess
+import sys
 
 from setuptools import setup
 from distutils.ccompiler import new_compiler  # setuptools' copy once setuptools is imported
@@ -48,13 +49,21 @@ def nvcc_major():
     return int(found.group(1)) if found else None
 
 
-def use_cuda():
+def cuda_choice():
+    """(whether to build the CUDA kernels, why) from TCONV_CUDA, torch and nvcc."""
     forced = os.environ.get("TCONV_CUDA")
     if forced is not None:
-        return forced == "1"
+        return forced == "1", f"TCONV_CUDA={forced}"
     if torch.version.cuda is None:
-        return False
-    return nvcc_major() == int(torch.version.cuda.split(".")[0])
+        return False, f"torch {torch.__version__} was built without CUDA"
+    nvcc = nvcc_major()
+    if nvcc is None:
+        return False, "no nvcc found (CUDA_HOME)"
+    torch_major = int(torch.version.cuda.split(".")[0])
+    if nvcc != torch_major:
+        return False, (f"nvcc is CUDA {nvcc}, torch was built with CUDA {torch.version.cuda} "
+                       "(TCONV_CUDA=1 builds them all the same)")
+    return True, f"nvcc and torch both CUDA {torch_major}"
 
 
 def nvcc_flags():
@@ -83,7 +92,15 @@ def make_extension():
     # the binding gets torch's own C++ standard (newer torch headers need a newer one);
     # the CUDA sources include no torch header and stay C++17, as CUDA 11.8 requires
     cxx_flags = ["-O2"]
-    if use_cuda():
+    cuda, why = cuda_choice()
+    if cuda:
+        archs = [f for f in gencode_flags() if f.startswith("arch=")]
+        print(f"tconv: building the CUDA kernels for {', '.join(a.split('code=')[1] for a in archs)}"
+              f" and the CPU reference ({why})", file=sys.stderr)
+    else:
+        print(f"tconv: building the CPU reference only, without CUDA kernels ({why})",
+              file=sys.stderr)
+    if cuda:
         ext = cpp_extension.CUDAExtension(
             "tconv._C", binding + sorted(glob.glob("src/cuda/**/*.cu", recursive=True)),
             include_dirs=INCLUDE_DIRS,
@@ -106,6 +123,7 @@ setup(
     description="CUDA kernels for 2D transposed convolution with a PyTorch drop-in",
     package_dir={"": "python"},
     packages=["tconv"],
+    package_data={"tconv": ["shapes.txt"]},  # bench/shapes.txt, for python -m tconv.bench
     ext_modules=[make_extension()],
     cmdclass={"build_ext": BuildWithC},
     python_requires=">=3.8",

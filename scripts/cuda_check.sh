@@ -11,9 +11,13 @@
 #     fetched with apt-get through a private source list, so the system's apt setup is
 #     left as it is;
 #   - the runtime headers from PyPI's nvidia-cuda-runtime-cu11 and nvidia-cuda-nvcc-cu11
-#     (Debian's headers come in a 770 MB package);
+#     (Debian's headers come in a 770 MB package), and CCCL's (thrust, cub; torch's headers
+#     include them) from nvidia-cuda-cccl-cu11; the runtime library (libcudart.so.11.0) from
+#     nvidia-cuda-runtime-cu11, for `make cuda118`'s binaries;
 #   - g++-11 as host compiler (CUDA 11.8 supports gcc up to 11), installed with apt-get
 #     when missing.
+#
+#   scripts/cuda_check.sh --assemble    only assembles CUDA 11.8 (for scripts that use it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,16 +40,20 @@ install_cuda118() {
     (cd "$tmp/archives" && apt-get "${apt[@]}" download nvidia-cuda-toolkit >> ../apt.log)
     dpkg -x "$tmp"/archives/nvidia-cuda-toolkit_*.deb "$tmp/deb"
     PIP_ROOT_USER_ACTION=ignore python3 -m pip install -q --disable-pip-version-check --no-deps --target "$tmp/pip" \
-        nvidia-cuda-runtime-cu11==11.8.89 nvidia-cuda-nvcc-cu11==11.8.89
+        nvidia-cuda-runtime-cu11==11.8.89 nvidia-cuda-nvcc-cu11==11.8.89 \
+        nvidia-cuda-cccl-cu11==11.8.89.post1
 
     local lib="$tmp/deb/usr/lib/nvidia-cuda-toolkit" new="$CUDA118.new"
     rm -rf "$new"
-    mkdir -p "$new/bin" "$new/nvvm/bin" "$new/nvvm/libdevice" "$new/include"
+    mkdir -p "$new/bin" "$new/nvvm/bin" "$new/nvvm/libdevice" "$new/include" "$new/lib64"
     cp -r "$lib/bin/nvcc" "$lib/bin/crt" "$new/bin/"
     for tool in cudafe++ ptxas nvlink fatbinary bin2c; do cp "$tmp/deb/usr/bin/$tool" "$new/bin/"; done
     cp "$lib/bin/cicc" "$new/nvvm/bin/"
     cp "$lib/libdevice/libdevice.10.bc" "$new/nvvm/libdevice/"
-    cp -r "$tmp"/pip/nvidia/cuda_runtime/include/. "$tmp"/pip/nvidia/cuda_nvcc/include/. "$new/include/"
+    cp -r "$tmp"/pip/nvidia/cuda_runtime/include/. "$tmp"/pip/nvidia/cuda_nvcc/include/. \
+          "$tmp"/pip/nvidia/cuda_cccl/include/. "$new/include/"
+    # the runtime library, for binaries built with this toolkit to run on a GPU machine
+    cp "$tmp"/pip/nvidia/cuda_runtime/lib/libcudart.so.11.0 "$new/lib64/"
     # Debian's nvcc.profile points at /usr; this one makes the tree relocatable
     cat > "$new/bin/nvcc.profile" <<'PROFILE'
 TOP = $(_HERE_)/..
@@ -61,9 +69,14 @@ if ! command -v g++-11 > /dev/null; then
     echo "installing g++-11 (host compiler of CUDA 11.8) with apt-get"
     apt-get -q update > /dev/null && apt-get -q install -y g++-11 > /dev/null
 fi
-if [ ! -x "$CUDA118/bin/nvcc" ]; then
+# (trees assembled before the CCCL headers and the runtime library were added: again)
+if [ ! -x "$CUDA118/bin/nvcc" ] || [ ! -f "$CUDA118/include/thrust/complex.h" ] ||
+   [ ! -f "$CUDA118/lib64/libcudart.so.11.0" ]; then
     echo "assembling CUDA 11.8 under $CUDA118 (once)"
     install_cuda118
+fi
+if [ "${1:-}" = --assemble ]; then
+    exit 0
 fi
 
 # compile <nvcc> <sources> [extra flags]: the sources, in parallel; prints one line per file

@@ -94,12 +94,17 @@ for tool in memcheck racecheck initcheck synccheck; do
     step "$tool-variants" 1200 bash -c "sanitize_variants $tool"
 done
 
-STEPS+=(pytest)
+STEPS+=(pytest export-seed)
 if "$PYTHON" -c "import pytest" 2> /dev/null; then
-    step pytest 900 "$PYTHON" -m pytest -q -rs tests/python
+    # (torch.compile's and the DDP test's start-up take a while: 600 s)
+    step pytest 600 "$PYTHON" -m pytest -q -rs tests/python --ignore=tests/python/test_export_gpu.py
+    # the solution compiles all of tconv as one CUDA file the first time: minutes
+    step export-seed 900 "$PYTHON" -m pytest -q -rs -s tests/python/test_export_gpu.py
 else
-    echo "pytest is not installed for $PYTHON" > "$LOGS/pytest.log"
-    echo "FAIL 0" > "$LOGS/pytest.status"
+    for name in pytest export-seed; do
+        echo "pytest is not installed for $PYTHON" > "$LOGS/$name.log"
+        echo "FAIL 0" > "$LOGS/$name.status"
+    done
 fi
 
 # random problems through autograd and every variant that takes them, then with inf and NaN

@@ -51,7 +51,9 @@ import torch.nn.functional as F
 
 import tconv
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[2]  # the checkout, when the package runs from one
+# bench/shapes.txt, shipped inside the package (a link to it in a checkout)
+SHAPES = Path(__file__).with_name("shapes.txt")
 PASSES = ("forward", "grad_input", "grad_weight", "forward_backward")
 MODES = ("tf32", "fp32")
 PASS_FLOP_FACTOR = {"forward": 1, "grad_input": 1, "grad_weight": 1, "forward_backward": 3}
@@ -553,11 +555,17 @@ def summary(records, baseline_name):
 # ---------------------------------------------------------------------------------------
 
 
+def default_out():
+    checkout = REPO / "bench" / "results"
+    return checkout if checkout.is_dir() else Path("bench-results")
+
+
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="python -m tconv.bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--shapes", type=Path, default=REPO / "bench" / "shapes.txt",
-                        help="descriptor file (default bench/shapes.txt)")
+    parser.add_argument("--shapes", type=Path, default=SHAPES,
+                        help="descriptor file (default bench/shapes.txt, which the package "
+                             "ships)")
     parser.add_argument("--only", default=None,
                         help="comma-separated name patterns (fnmatch) of the shapes to run")
     parser.add_argument("--quick", action="store_true",
@@ -566,7 +574,9 @@ def parse_args(argv):
     parser.add_argument("--modes", default=",".join(MODES))
     parser.add_argument("--reps", type=int, default=None, help="timed calls (default 30)")
     parser.add_argument("--warmup", type=int, default=None, help="untimed calls (default 3)")
-    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
+    parser.add_argument("--out", type=Path, default=default_out(),
+                        help="results folder (default bench/results in a checkout, else "
+                             "./bench-results)")
     parser.add_argument("--device", default=None,
                         help="cuda (default when present) or cpu: a smoke run on shrunk "
                              "shapes, without timing the baseline")
@@ -621,7 +631,10 @@ def run_all(shapes, args, device):
         problem = Problem(shape, device)
         for pass_ in args.passes:
             for mode in args.modes:
-                log(f"[{len(records) + 1}/{steps} {time.perf_counter() - start:.0f}s] "
+                elapsed = time.perf_counter() - start
+                left = (f", about {elapsed / len(records) * (steps - len(records)) / 60:.0f} "
+                        "min left" if records else "")
+                log(f"[{len(records) + 1}/{steps} {elapsed:.0f}s{left}] "
                     f"{shape.name} {pass_} {mode} ...")
                 record = run_one(problem, pass_, mode, timer, not cpu)
                 log(f"    tconv {fmt(record.tconv_ms, '.3f')} ms ({record.algorithm}), "

@@ -135,14 +135,16 @@ def main(argv=None):
     all_passed = True
     for allow_tf32 in (True, False):
         set_tf32(allow_tf32)
-        precision = tconv.ops.resolve_precision(None)
-        conv = model.conv_transpose2d
-        variant = ", variant " + tconv.ops.algorithm(
-            "forward", size, tuple(conv.weight.shape), conv.stride, conv.padding,
-            conv.output_padding, conv.dilation, conv.groups, torch.float32,
-            precision) if cuda else ""
+        if cuda:
+            precision = tconv.ops.resolve_precision(None)
+            conv = model.conv_transpose2d
+            runs = f"{precision}, variant " + tconv.ops.algorithm(
+                "forward", size, tuple(conv.weight.shape), conv.stride, conv.padding,
+                conv.output_padding, conv.dilation, conv.groups, torch.float32, precision)
+        else:
+            runs = "the C reference (float64 sums; tf32 and fp32 modes are CUDA's)"
         print(f"allow_tf32={allow_tf32}{' (PyTorch default)' if allow_tf32 else ''}: "
-              f"tconv runs {precision}{variant}")
+              f"tconv runs {runs}")
         rows = []
         for seed in range(args.trials):
             x = torch.rand(size, generator=torch.Generator().manual_seed(seed)).to(device)

@@ -4,14 +4,16 @@ from collections.abc import Sequence
 
 import torch
 
-from . import ops
-from .autograd import ConvTranspose2dFunction
+from . import autograd, ops  # noqa: F401  (autograd registers the operators' derivatives)
 
 
 def integer(value, name, expected="an int"):
     """value as an int: an int or anything with __index__ (a NumPy integer), never a bool;
-    anything else is the TypeError PyTorch raises for it."""
-    if isinstance(value, bool) or not hasattr(type(value), "__index__"):
+    anything else is the TypeError PyTorch raises for it.  (Plain ints return before the
+    type is inspected: torch.compile on torch 2.1 cannot trace hasattr on a type.)"""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, bool) or getattr(type(value), "__index__", None) is None:
         raise TypeError(f"{name} must be {expected}, not {type(value).__name__}")
     return operator.index(value)
 
@@ -57,10 +59,9 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
     if weight.dim() != 4:
         raise RuntimeError(f"conv_transpose2d: weight must be 4-D (C_in, C_out/groups, kH, kW), "
                            f"got size {list(weight.shape)}")
-    args = (pair(stride, "stride"), pair(padding, "padding"),
-            pair(output_padding, "output_padding"), pair(dilation, "dilation"),
-            integer(groups, "groups"), ops.resolve_precision(precision))
+    ops.check_precision(precision)
     x = input.unsqueeze(0) if input.dim() == 3 else input
-    y = ConvTranspose2dFunction.apply(x.contiguous(), weight.contiguous(),
-                                      None if bias is None else bias.contiguous(), *args)
+    y = ops.forward(x, weight, bias, pair(stride, "stride"), pair(padding, "padding"),
+                    pair(output_padding, "output_padding"), pair(dilation, "dilation"),
+                    integer(groups, "groups"), precision)
     return y.squeeze(0) if input.dim() == 3 else y

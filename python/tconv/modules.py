@@ -49,7 +49,7 @@ class ConvTranspose2d(nn.Module):
                 raise RuntimeError(f"{type(self).__name__}: output_padding must be smaller than "
                                    f"either stride or dilation, got output_padding={output_padding}, "
                                    f"stride={stride}, dilation={dilation}")
-        ops.resolve_precision(precision)
+        ops.check_precision(precision)
         super().__init__()
         self.in_channels = in_channels
         self.out_channels = out_channels

@@ -1,5 +1,7 @@
-"""Shared test setup: one seed per run (printed in the header; TCONV_SEED=N repeats a run),
-a per-test generator derived from it, and the `cuda` marker's skip."""
+"""Shared test setup: one seed per run (printed in the header and again at the end, which
+`pytest -q` shows too; TCONV_SEED=N repeats a run), a per-test generator derived from it, the
+`cuda` marker's skip, and a count of the tests skipped for each reason."""
+import collections
 import os
 import zlib
 
@@ -16,6 +18,18 @@ SEED = int(os.environ.get("TCONV_SEED", int.from_bytes(os.urandom(4), "little"))
 
 def pytest_report_header(config):
     return f"tconv seed: {SEED} (repeat with TCONV_SEED={SEED})"
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The seed, and how many tests were skipped for each reason."""
+    reasons = collections.Counter()
+    for report in terminalreporter.stats.get("skipped", []):
+        longrepr = report.longrepr
+        reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+        reasons[reason.replace("Skipped: ", "", 1)] += 1
+    terminalreporter.write_line(f"tconv seed: {SEED} (repeat with TCONV_SEED={SEED})")
+    for reason, count in reasons.most_common():
+        terminalreporter.write_line(f"skipped {count}: {reason}")
 
 
 def cuda_ready():

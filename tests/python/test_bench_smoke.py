@@ -8,7 +8,7 @@ from tconv import bench, demo
 
 
 def test_shipped_shapes_parse_and_shrink():
-    shapes = bench.parse_shapes(bench.REPO.joinpath("bench", "shapes.txt").read_text())
+    shapes = bench.parse_shapes(bench.SHAPES.read_text())
     names = [s.name for s in shapes]
     assert len(names) == len(set(names))
     seed = shapes[names.index("seed")]
@@ -45,7 +45,7 @@ def test_bench_cpu_smoke(tmp_path, capsys):
     report = json.loads(result.read_text())
     assert report["baseline"] == "torch-cpu"
     records = report["records"]
-    quick = [s for s in bench.parse_shapes(bench.REPO.joinpath("bench", "shapes.txt").read_text())
+    quick = [s for s in bench.parse_shapes(bench.SHAPES.read_text())
              if "quick" in s.tags]
     assert len(records) == len(quick) * len(bench.PASSES) * len(bench.MODES)
     for r in records:
@@ -79,3 +79,5 @@ def test_demo_cpu_smoke(capsys):
     assert "bit-identical after manual_seed(42): yes" in out
     assert out.count("verdict: PASS") == 2
     assert "allow_tf32=True (PyTorch default)" in out and "allow_tf32=False" in out
+    assert "runs tf32" not in out and "runs fp32" not in out  # no CUDA modes on the CPU
+    assert out.count("tconv runs the C reference") == 2

@@ -177,3 +177,45 @@ def test_ops_check_their_arguments():
     with pytest.raises(RuntimeError, match="pass_"):
         tconv.ops.algorithm("backward", (2, 4, 5, 5), (4, 3, 3, 3), *args[:5], torch.float32,
                             "fp32")
+
+
+def test_groups_error_names_channels_per_group_and_in_all():
+    """weight (4, 4, 3, 3) with groups 3 means 4 output channels per group, 12 in all; the
+    message says so and which count groups does not divide."""
+    g = torch.Generator().manual_seed(0)
+    x, weight = torch.randn(2, 4, 5, 5, generator=g), torch.randn(4, 4, 3, 3, generator=g)
+    with pytest.raises(RuntimeError) as error:
+        tconv.conv_transpose2d(x, weight, groups=3)
+    assert "C_in 4 (not a multiple of groups 3)" in str(error.value)
+    assert "C_out 12 = 3 groups x 4" in str(error.value)
+    with pytest.raises(RuntimeError, match=r"C_in 6 = 3 groups x 2, C_out 10 \(not a multiple"):
+        tconv.ops.grad_weight(torch.randn(2, 6, 5, 5, generator=g),
+                              torch.randn(2, 10, 7, 7, generator=g), (3, 3), (1, 1), (0, 0),
+                              (0, 0), (1, 1), 3, None)
+
+
+def cpu_pass_calls(algorithm):
+    """Each pass on small CPU tensors with `algorithm` forced."""
+    g = torch.Generator().manual_seed(0)
+    x, weight = torch.randn(1, 2, 3, 3, generator=g), torch.randn(2, 2, 3, 3, generator=g)
+    grad_y = torch.randn(1, 2, 5, 5, generator=g)
+    args = ((1, 1), (0, 0), (0, 0), (1, 1), 1, None, algorithm)
+    return {"forward": lambda: tconv.ops.forward(x, weight, None, *args),
+            "grad_input": lambda: tconv.ops.grad_input(grad_y, weight, (3, 3), *args),
+            "grad_weight": lambda: tconv.ops.grad_weight(x, grad_y, (3, 3), *args),
+            "grad_bias": lambda: tconv.ops.grad_bias(grad_y, algorithm)}
+
+
+@pytest.mark.parametrize("pass_", tconv.ops.PASSES)
+@pytest.mark.parametrize("algorithm", ["no_such_variant", ""])
+def test_unknown_algorithm_is_an_error_on_the_cpu(pass_, algorithm):
+    with pytest.raises(RuntimeError, match=f"algorithm '{algorithm}' names no CUDA variant"):
+        cpu_pass_calls(algorithm)[pass_]()
+
+
+@pytest.mark.skipif(not tconv.ops.variants(), reason="built without CUDA: no variant to name")
+@pytest.mark.parametrize("pass_", tconv.ops.PASSES)
+def test_cuda_variant_on_cpu_tensors_is_an_error(pass_):
+    name = next(name for name, p in tconv.ops.variants() if p == pass_)
+    with pytest.raises(RuntimeError, match=f"algorithm '{name}' is a CUDA variant"):
+        cpu_pass_calls(name)[pass_]()

@@ -63,10 +63,23 @@ tconv_problem make_problem(const Sizes &z, const Params &a, const char *what) {
     return p;
 }
 
+// "C_in 6 = 3 groups x 2", or "C_in 4 (not a multiple of groups 3)"; the count alone for 1 group
+void per_group(std::ostringstream &s, const char *name, int64_t count, int64_t groups) {
+    s << name << " " << count;
+    if (groups > 1 && count % groups == 0) {
+        s << " = " << groups << " groups x " << count / groups;
+    } else if (groups > 1) {
+        s << " (not a multiple of groups " << groups << ")";
+    }
+}
+
 std::string describe(const tconv_problem &p) {
     std::ostringstream s;
-    s << "x (" << p.n << ", " << p.c_in << ", " << p.h_in << ", " << p.w_in << "), C_out " << p.c_out
-      << ", kernel (" << p.kernel_h << ", " << p.kernel_w << "), stride (" << p.stride_h << ", "
+    s << "x (" << p.n << ", " << p.c_in << ", " << p.h_in << ", " << p.w_in << "), ";
+    per_group(s, "C_in", p.c_in, p.groups);
+    s << ", ";
+    per_group(s, "C_out", p.c_out, p.groups);
+    s << ", kernel (" << p.kernel_h << ", " << p.kernel_w << "), stride (" << p.stride_h << ", "
       << p.stride_w << "), padding (" << p.padding_h << ", " << p.padding_w
       << "), output_padding (" << p.output_padding_h << ", " << p.output_padding_w
       << "), dilation (" << p.dilation_h << ", " << p.dilation_w << "), groups " << p.groups;
