@@ -96,6 +96,10 @@ build/test_threads_cuda: tests/c/test_threads.c tests/c/check.h tests/c/device.h
 build/run_variants: tests/c/run_variants.c tests/c/check.h tests/c/device.h build/libtconv_cuda.a
 	$(CC) $(CFLAGS) -I$(CUDA_DIR)/include $< $(CUDA_LINK) -o $@
 
+# the C API's host time per call on a tiny problem, plan and one-shot (dev/cuda/host_overhead.c)
+build/host_overhead: dev/cuda/host_overhead.c build/libtconv_cuda.a
+	$(CC) $(CFLAGS) -I$(CUDA_DIR)/include $< $(CUDA_LINK) -o $@
+
 # times every variant of every pass through the C API (dev/cuda/time_variants.c)
 build/time_variants: dev/cuda/time_variants.c build/libtconv_cuda.a
 	$(CC) $(CFLAGS) -I$(CUDA_DIR)/include $< $(CUDA_LINK) -o $@

@@ -2,7 +2,7 @@
 
 The library's C sources are compiled as C11 by the plain C compiler into objects that are
 linked into the extension (BuildExtension would hand them C++ flags).  With CUDA, the
-kernels in src/cuda/*.cu are compiled by nvcc; without it, src/no_cuda.c stands in.
+kernels in src/cuda/**.cu are compiled by nvcc; without it, src/no_cuda.c stands in.
 
 Environment:
     TCONV_CUDA=0|1      force the CPU-only or the CUDA build (default: CUDA when torch was
@@ -94,21 +94,19 @@ def make_extension():
     cxx_flags = ["-O2"]
     cuda, why = cuda_choice()
     if cuda:
-        archs = [f for f in gencode_flags() if f.startswith("arch=")]
+        flags = nvcc_flags()
+        archs = [f for f in flags if f.startswith("arch=")]
         print(f"tconv: building the CUDA kernels for {', '.join(a.split('code=')[1] for a in archs)}"
               f" and the CPU reference ({why})", file=sys.stderr)
-    else:
-        print(f"tconv: building the CPU reference only, without CUDA kernels ({why})",
-              file=sys.stderr)
-    if cuda:
         ext = cpp_extension.CUDAExtension(
             "tconv._C", binding + sorted(glob.glob("src/cuda/**/*.cu", recursive=True)),
             include_dirs=INCLUDE_DIRS,
             define_macros=[("TCONV_WITH_CUDA", "1")],
-            extra_compile_args={"cxx": cxx_flags,
-                                "nvcc": nvcc_flags()},
+            extra_compile_args={"cxx": cxx_flags, "nvcc": flags},
             extra_link_args=["-fopenmp"])
     else:
+        print(f"tconv: building the CPU reference only, without CUDA kernels ({why})",
+              file=sys.stderr)
         c_sources.append("src/no_cuda.c")
         ext = cpp_extension.CppExtension(
             "tconv._C", binding, include_dirs=INCLUDE_DIRS,

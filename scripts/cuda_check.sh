@@ -142,6 +142,7 @@ c_check() {
     fi
 }
 c_check dev/cuda/time_variants.c
+c_check dev/cuda/host_overhead.c
 c_check tests/c/test_cuda.c
 c_check tests/c/run_variants.c
 c_check tests/c/test_threads.c -DTCONV_TEST_CUDA

@@ -577,6 +577,9 @@ def parse_args(argv):
     parser.add_argument("--out", type=Path, default=default_out(),
                         help="results folder (default bench/results in a checkout, else "
                              "./bench-results)")
+    parser.add_argument("--host-overhead", action="store_true",
+                        help="only the host time per call of a tiny layer (N 1, 8 -> 8 channels, "
+                             "8x8, k3) through tconv and through PyTorch's own operator")
     parser.add_argument("--device", default=None,
                         help="cuda (default when present) or cpu: a smoke run on shrunk "
                              "shapes, without timing the baseline")
@@ -664,10 +667,56 @@ def write_reports(records, env, args, baseline_name, draw_chart):
     return written
 
 
+def host_overhead(device, calls=5000):
+    """Microseconds of host time per call of a tiny layer, issued back to back (the GPU's work
+    is a few microseconds, so the host sets the pace): forward alone and forward + backward,
+    through tconv.conv_transpose2d and through torch.nn.functional.conv_transpose2d (cuDNN),
+    in the same process.  Lines of a Markdown table."""
+    import torch.nn.functional as F
+
+    x = torch.randn(1, 8, 8, 8, device=device)
+    weight = torch.randn(8, 8, 3, 3, device=device)
+    xg, wg = x.clone().requires_grad_(), weight.clone().requires_grad_()
+    rows = ["| call | forward (us) | forward + backward (us) |", "|---|---|---|"]
+    for name, fn in (("tconv.conv_transpose2d", tconv.conv_transpose2d),
+                     ("F.conv_transpose2d (cuDNN)", F.conv_transpose2d)):
+        times = []
+        for backward in (False, True):
+            def call():
+                if backward:
+                    fn(xg, wg).sum().backward()
+                else:
+                    with torch.no_grad():
+                        fn(x, weight)
+            for _ in range(50):
+                call()
+            torch.cuda.synchronize(device)
+            start = time.perf_counter()
+            for _ in range(calls):
+                call()
+            torch.cuda.synchronize(device)
+            times.append((time.perf_counter() - start) / calls * 1e6)
+        rows.append(f"| {name} | {times[0]:.1f} | {times[1]:.1f} |")
+    return rows
+
+
 def main(argv=None):
     args = parse_args(argv)
     device = pick_device(args.device)
     cpu = device.type == "cpu"
+    if args.host_overhead:
+        if cpu:
+            log("--host-overhead measures CUDA calls: it needs a GPU")
+            return 1
+        env = environment(device)
+        rows = [f"# Host time per call, {env.get('card')}", "",
+                "  ".join(f"{k} {v}" for k, v in env.items() if v is not None), ""] + host_overhead(device)
+        args.out.mkdir(parents=True, exist_ok=True)
+        path = args.out / "host-overhead.md"
+        path.write_text("\n".join(rows) + "\n")
+        print("\n".join(rows))
+        log(f"wrote {path}")
+        return 0
     if cpu:
         log("tconv.bench on the CPU: a smoke run on shapes shrunk to batch <= 2, input <= 8x8, "
             "<= 4 groups of <= 4 channels; PyTorch's CPU operator is checked for error but "

@@ -33,11 +33,24 @@ def pair(value, name):
     return values
 
 
+FLOAT_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
+
+
 def check_tensor(value, name, optional=False):
-    """PyTorch's TypeError for an argument that must be a tensor (or None where optional)."""
-    if not (isinstance(value, torch.Tensor) or (optional and value is None)):
+    """PyTorch's TypeError for an argument that must be a tensor (or None where optional); a
+    RuntimeError naming the argument for a layout (sparse, ...) or dtype (quantized, integer,
+    complex) tconv does not take."""
+    if optional and value is None:
+        return
+    if not isinstance(value, torch.Tensor):
         raise TypeError(f"conv_transpose2d(): argument '{name}' must be Tensor, "
                         f"not {type(value).__name__}")
+    if value.layout != torch.strided:
+        raise RuntimeError(f"conv_transpose2d(): {name} is a {value.layout} tensor; tconv takes "
+                           "dense (strided) tensors, e.g. .to_dense()")
+    if value.dtype not in FLOAT_DTYPES:
+        raise RuntimeError(f"conv_transpose2d(): {name} has dtype {value.dtype}; tconv takes "
+                           "float32, float64, float16 or bfloat16")
 
 
 def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,

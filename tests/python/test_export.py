@@ -93,7 +93,7 @@ def test_sources_in_subfolders_are_found(tmp_path):
     for part in ("include", "src", "python/tconv/csrc"):
         shutil.copytree(ROOT / part, tmp_path / part)
     cuda_dir = tmp_path / "src" / "cuda"
-    moved = next(p for p in sorted(cuda_dir.glob("*.cu")) if "naive" in p.name)
+    moved = next(p for p in sorted(cuda_dir.rglob("*.cu")) if "naive" in p.name)
     (cuda_dir / "deep").mkdir()
     target = cuda_dir / "deep" / moved.name
     target.write_text(re.sub(r'#include "(?!cuda/)([^"]+)"', r'#include "cuda/\1"',

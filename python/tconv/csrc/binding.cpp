@@ -2,13 +2,19 @@
 //
 // Argument checks name the argument; every tconv_status other than success becomes a
 // RuntimeError carrying tconv_status_string() and the problem.  CPU tensors run the C
-// reference (float32, float64); CUDA tensors run tconv_*_cuda on the current stream of
-// their device, with the workspace taken from PyTorch's caching allocator.
+// reference (float32, float64); CUDA tensors run a plan (tconv_plan_*, kept in a cache of the
+// most recently used) on the current stream of their device, with the workspace taken from
+// PyTorch's caching allocator.
 #include <torch/extension.h>
 
 #include <c10/core/DeviceGuard.h>
 
+#include <array>
+#include <list>
+#include <memory>
+#include <mutex>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #ifdef TCONV_WITH_CUDA
@@ -169,31 +175,108 @@ tconv_config make_config(at::ScalarType dtype, const std::string &precision,
     return config;
 }
 
+// ---- plans: made once per problem, pass, dtype, precision, algorithm and device ----
+
+// What a plan fixes: the problem's fields a caller fills, the pass, the config, the device.
+struct PlanKey {
+    std::array<int64_t, 16> problem;
+    int pass, dtype, precision, device;
+    std::string algorithm; // empty: the dispatcher's choice
+
+    bool operator==(const PlanKey &o) const {
+        return problem == o.problem && pass == o.pass && dtype == o.dtype && precision == o.precision &&
+               device == o.device && algorithm == o.algorithm;
+    }
+};
+
+struct PlanKeyHash {
+    size_t operator()(const PlanKey &k) const {
+        size_t h = std::hash<std::string>()(k.algorithm);
+        for (int64_t v : k.problem) h = h * 1000003u ^ std::hash<int64_t>()(v);
+        return ((h * 31u + (size_t)k.pass) * 31u + (size_t)k.dtype) * 31u + (size_t)(k.precision * 64 + k.device);
+    }
+};
+
+// The most recently used plans, at most kPlanCacheSize; safe from several threads.  A plan
+// in use stays alive (shared_ptr) when the cache drops it.
+class PlanCache {
+  public:
+    static constexpr size_t kPlanCacheSize = 256;
+    using Plan = std::shared_ptr<tconv_plan>;
+
+    // The plan of key, made (tconv_plan_create on the current device) where there is none.
+    Plan get(const PlanKey &key, const tconv_problem &p, const tconv_config &config, const char *what) {
+        {
+            std::lock_guard<std::mutex> hold(lock_);
+            auto found = index_.find(key);
+            if (found != index_.end()) {
+                lru_.splice(lru_.begin(), lru_, found->second);
+                return found->second->second;
+            }
+        }
+        tconv_plan *made = nullptr;
+        check_status(tconv_plan_create(&made, &p, (tconv_pass)key.pass, &config), what, p);
+        Plan plan(made, tconv_plan_destroy);
+        std::lock_guard<std::mutex> hold(lock_);
+        auto found = index_.find(key); // another thread may have made it meanwhile
+        if (found != index_.end()) {
+            lru_.splice(lru_.begin(), lru_, found->second);
+            return found->second->second;
+        }
+        lru_.emplace_front(key, plan);
+        index_[key] = lru_.begin();
+        if (lru_.size() > kPlanCacheSize) {
+            index_.erase(lru_.back().first);
+            lru_.pop_back();
+        }
+        return plan;
+    }
+
+  private:
+    std::mutex lock_;
+    std::list<std::pair<PlanKey, Plan>> lru_;
+    std::unordered_map<PlanKey, std::list<std::pair<PlanKey, Plan>>::iterator, PlanKeyHash> index_;
+};
+
+PlanCache &plan_cache() {
+    static PlanCache cache;
+    return cache;
+}
+
+// One pass on CUDA tensors: the device guard, the plan from the cache, the workspace from
+// PyTorch's caching allocator, the device's current stream.
 struct CudaCall {
     c10::OptionalDeviceGuard guard;
     const tconv_problem &p;
     const char *what;
-    tconv_config config;
+    PlanCache::Plan plan;
     at::Tensor workspace;
     CUstream_st *stream;
 
     CudaCall(const tconv_problem &p, tconv_pass pass, const at::Tensor &t,
              const std::string &precision, const c10::optional<std::string> &algorithm,
              const char *what)
-        : p(p), what(what), config(make_config(t.scalar_type(), precision, algorithm)), stream(nullptr) {
+        : p(p), what(what), stream(nullptr) {
         TORCH_CHECK(t.is_cuda(), "tconv ", what, ": tensors must be on the CPU or a CUDA device, got ",
                     t.device());
         guard.reset_device(t.device());
         TORCH_CHECK(!algorithm || !algorithm->empty(), "tconv ", what, ": algorithm must not be empty");
+        const tconv_config config = make_config(t.scalar_type(), precision, algorithm);
+        const PlanKey key = {{p.n, p.c_in, p.h_in, p.w_in, p.c_out, p.kernel_h, p.kernel_w, p.stride_h,
+                              p.stride_w, p.padding_h, p.padding_w, p.output_padding_h, p.output_padding_w,
+                              p.dilation_h, p.dilation_w, p.groups},
+                             (int)pass, (int)config.dtype, (int)config.precision, (int)t.get_device(),
+                             algorithm ? *algorithm : std::string()};
+        plan = plan_cache().get(key, p, config, what);
         size_t bytes = 0;
-        check_status(tconv_cuda_workspace_size(&p, pass, &config, &bytes), what, p);
+        check_status(tconv_plan_workspace_size(plan.get(), &bytes), what, p);
         workspace = at::empty({(int64_t)bytes}, t.options().dtype(at::kByte));
 #ifdef TCONV_WITH_CUDA
         stream = at::cuda::getCurrentCUDAStream(t.get_device()).stream();
 #endif
     }
-    void *ws() { return workspace.numel() ? workspace.data_ptr() : nullptr; }
-    size_t ws_bytes() const { return (size_t)workspace.numel(); }
+    void *workspace_data() { return workspace.numel() ? workspace.data_ptr() : nullptr; }
+    size_t workspace_bytes() const { return (size_t)workspace.numel(); }
     void check(tconv_status status) const { check_status(status, what, p); }
 };
 
@@ -230,8 +313,8 @@ at::Tensor forward(const at::Tensor &x, const at::Tensor &weight, const c10::opt
         return y;
     }
     CudaCall call(p, TCONV_PASS_FORWARD, x, precision, algorithm, "forward");
-    call.check(tconv_forward_cuda(&p, &call.config, x.data_ptr(), weight.data_ptr(), b, y.data_ptr(),
-                                  call.ws(), call.ws_bytes(), call.stream));
+    call.check(tconv_plan_forward(call.plan.get(), &p, x.data_ptr(), weight.data_ptr(), b, y.data_ptr(),
+                                  call.workspace_data(), call.workspace_bytes(), call.stream));
     return y;
 }
 
@@ -254,8 +337,9 @@ at::Tensor grad_input(const at::Tensor &grad_y, const at::Tensor &weight, Pair i
         return grad_x;
     }
     CudaCall call(p, TCONV_PASS_GRAD_INPUT, grad_y, precision, algorithm, "grad_input");
-    call.check(tconv_grad_input_cuda(&p, &call.config, grad_y.data_ptr(), weight.data_ptr(),
-                                     grad_x.data_ptr(), call.ws(), call.ws_bytes(), call.stream));
+    call.check(tconv_plan_grad_input(call.plan.get(), &p, grad_y.data_ptr(), weight.data_ptr(),
+                                     grad_x.data_ptr(), call.workspace_data(), call.workspace_bytes(),
+                                     call.stream));
     return grad_x;
 }
 
@@ -279,8 +363,9 @@ at::Tensor grad_weight(const at::Tensor &x, const at::Tensor &grad_y, Pair kerne
         return grad_w;
     }
     CudaCall call(p, TCONV_PASS_GRAD_WEIGHT, x, precision, algorithm, "grad_weight");
-    call.check(tconv_grad_weight_cuda(&p, &call.config, x.data_ptr(), grad_y.data_ptr(),
-                                      grad_w.data_ptr(), call.ws(), call.ws_bytes(), call.stream));
+    call.check(tconv_plan_grad_weight(call.plan.get(), &p, x.data_ptr(), grad_y.data_ptr(),
+                                      grad_w.data_ptr(), call.workspace_data(), call.workspace_bytes(),
+                                      call.stream));
     return grad_w;
 }
 
@@ -300,8 +385,8 @@ at::Tensor grad_bias(const at::Tensor &grad_y, const c10::optional<std::string> 
         return grad_b;
     }
     CudaCall call(p, TCONV_PASS_GRAD_BIAS, grad_y, "fp32", algorithm, "grad_bias");
-    call.check(tconv_grad_bias_cuda(&p, &call.config, grad_y.data_ptr(), grad_b.data_ptr(), call.ws(),
-                                    call.ws_bytes(), call.stream));
+    call.check(tconv_plan_grad_bias(call.plan.get(), &p, grad_y.data_ptr(), grad_b.data_ptr(),
+                                    call.workspace_data(), call.workspace_bytes(), call.stream));
     return grad_b;
 }
 
