@@ -121,7 +121,7 @@ setup(
     description="CUDA kernels for 2D transposed convolution with a PyTorch drop-in",
     package_dir={"": "python"},
     packages=["tconv"],
-    package_data={"tconv": ["shapes.txt"]},  # bench/shapes.txt, for python -m tconv.bench
+    package_data={"tconv": ["problems.txt"]},  # tests/problems.txt, for python -m tconv.bench
     ext_modules=[make_extension()],
     cmdclass={"build_ext": BuildWithC},
     python_requires=">=3.8",

@@ -1,6 +1,6 @@
 """tconv against cuDNN: every pass, both precision modes, one process, one card.
 
-    python -m tconv.bench                     every shape of bench/shapes.txt
+    python -m tconv.bench                     every layer of tests/problems.txt tagged bench
     python -m tconv.bench --quick             the shapes tagged `quick`, few reps
     python -m tconv.bench --only 'dcgan-*' --passes forward --modes tf32
     python -m tconv.bench --device cpu        smoke run: shapes shrunk, nothing timed against cuDNN
@@ -52,8 +52,9 @@ import torch.nn.functional as F
 import tconv
 
 REPO = Path(__file__).resolve().parents[2]  # the checkout, when the package runs from one
-# bench/shapes.txt, shipped inside the package (a link to it in a checkout)
-SHAPES = Path(__file__).with_name("shapes.txt")
+# tests/problems.txt, the one problem list, shipped inside the package (a link to it in a
+# checkout); the benchmark takes its lines tagged bench
+SHAPES = Path(__file__).with_name("problems.txt")
 PASSES = ("forward", "grad_input", "grad_weight", "forward_backward")
 MODES = ("tf32", "fp32")
 PASS_FLOP_FACTOR = {"forward": 1, "grad_input": 1, "grad_weight": 1, "forward_backward": 3}
@@ -134,7 +135,7 @@ REQUIRED = ("N", "C_in", "C_out", "H", "W", "k")
 
 
 def parse_shapes(text, source="shapes"):
-    """Shapes from the descriptor format of bench/shapes.txt (see bench/README.md)."""
+    """Shapes from the descriptor format of tests/problems.txt (see bench/README.md)."""
     shapes = []
     for lineno, line in enumerate(text.splitlines(), 1):
         words = line.split("#", 1)[0].split()
@@ -564,8 +565,8 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(prog="python -m tconv.bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shapes", type=Path, default=SHAPES,
-                        help="descriptor file (default bench/shapes.txt, which the package "
-                             "ships)")
+                        help="descriptor file (default tests/problems.txt, which the package "
+                             "ships: its lines tagged bench; a file without that tag: every line)")
     parser.add_argument("--only", default=None,
                         help="comma-separated name patterns (fnmatch) of the shapes to run")
     parser.add_argument("--quick", action="store_true",
@@ -597,6 +598,8 @@ def parse_args(argv):
 
 def select_shapes(args, cpu):
     shapes = parse_shapes(args.shapes.read_text(), args.shapes.name)
+    if any("bench" in s.tags for s in shapes):
+        shapes = [s for s in shapes if "bench" in s.tags]
     if args.quick:
         shapes = [s for s in shapes if "quick" in s.tags]
     if args.only:

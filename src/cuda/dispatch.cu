@@ -38,7 +38,7 @@ static int wide_tile(const tconv_problem *p, tconv_pass pass) { return direct_ch
 static int medium_tile(const tconv_problem *p, tconv_pass pass) { return direct_channels(p, pass) >= 5; }
 
 /* The unit-tiled grad-weight kernels compute 3 x 3 taps per tile whatever the kernel: at
- * least half of them must be the problem's.  Pointwise layer (bench/shapes.txt
+ * least half of them must be the problem's.  Pointwise layer (tests/problems.txt
  * pointwise-256-128), H200: grad_weight_direct_32x32 0.65 ms against 1.84 ms for the
  * unit-tiled 3xTF32 kernel in fp32 mode, 0.82 against 0.95 ms in tf32 mode. */
 static int most_unit_taps(const tconv_problem *p, tconv_pass)

@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "problem.h" /* tconv_x_elems, tconv_y_elems, tconv_weight_elems */
@@ -199,6 +200,96 @@ static inline void random_problem(tconv_problem *p, int max_size)
         p->output_padding_w =
             rng_int(0, (p->stride_w > p->dilation_w ? p->stride_w : p->dilation_w) - 1);
     } while (tconv_problem_check(p) != TCONV_SUCCESS); /* a rare too-large padding: redraw */
+}
+
+/* ---- the one problem list (tests/problems.txt) ---- */
+
+/* A problem of a list line ("NAME [TAG...] N=.. C_in=.. ...", tests/problems.txt): 1 with *p
+ * checked, the name in name (name_size bytes) and whether it carries `tag` (NULL: any) in
+ * *tagged; 0 for a line without a problem (blank, a comment); -1 for a line that cannot be
+ * read or whose problem tconv_problem_check refuses. */
+static inline int problem_line(const char *line, const char *tag, tconv_problem *p, char *name, size_t name_size,
+                               int *tagged)
+{
+    char copy[512];
+    snprintf(copy, sizeof(copy), "%s", line);
+    char *hash = strchr(copy, '#');
+    if (hash)
+        *hash = '\0';
+    char *tok = strtok(copy, " \t\r\n");
+    if (tok == NULL)
+        return 0;
+    snprintf(name, name_size, "%s", tok);
+    memset(p, 0, sizeof(*p));
+    p->stride_h = p->stride_w = p->dilation_h = p->dilation_w = p->groups = 1;
+    *tagged = tag == NULL;
+    while ((tok = strtok(NULL, " \t\r\n")) != NULL) {
+        char *eq = strchr(tok, '=');
+        if (eq == NULL) { /* a tag */
+            *tagged |= tag != NULL && strcmp(tok, tag) == 0;
+            continue;
+        }
+        *eq = '\0';
+        int64_t a = 0, b = 0;
+        const int read = sscanf(eq + 1, "%" SCNd64 "x%" SCNd64, &a, &b);
+        if (read < 1)
+            return -1;
+        if (read == 1)
+            b = a;
+        if (strcmp(tok, "N") == 0) p->n = a;
+        else if (strcmp(tok, "C_in") == 0) p->c_in = a;
+        else if (strcmp(tok, "C_out") == 0) p->c_out = a;
+        else if (strcmp(tok, "H") == 0) p->h_in = a;
+        else if (strcmp(tok, "W") == 0) p->w_in = a;
+        else if (strcmp(tok, "k") == 0) p->kernel_h = a, p->kernel_w = b;
+        else if (strcmp(tok, "s") == 0) p->stride_h = a, p->stride_w = b;
+        else if (strcmp(tok, "p") == 0) p->padding_h = a, p->padding_w = b;
+        else if (strcmp(tok, "op") == 0) p->output_padding_h = a, p->output_padding_w = b;
+        else if (strcmp(tok, "d") == 0) p->dilation_h = a, p->dilation_w = b;
+        else if (strcmp(tok, "g") == 0) p->groups = a;
+        else if (strcmp(tok, "bias") != 0) return -1;
+    }
+    return tconv_problem_check(p) == TCONV_SUCCESS ? 1 : -1;
+}
+
+/* The path of the problem list: $TCONV_PROBLEMS, else tests/problems.txt (from the
+ * repository's root, where the tests run). */
+static inline const char *problems_path(void)
+{
+    const char *env = getenv("TCONV_PROBLEMS");
+    return env != NULL && *env != '\0' ? env : "tests/problems.txt";
+}
+
+/* The problems of the list that carry `tag`, in its order: at most max into out (and their
+ * names into names, when not NULL); returns how many.  Exits with a message when the list
+ * cannot be read or holds a line it cannot take. */
+static inline int read_problems(const char *tag, tconv_problem *out, char (*names)[64], int max)
+{
+    FILE *f = fopen(problems_path(), "r");
+    if (f == NULL) {
+        fprintf(stderr, "cannot open the problem list %s (run from the repository's root, or set TCONV_PROBLEMS)\n",
+                problems_path());
+        exit(2);
+    }
+    char line[512], name[64];
+    int count = 0, number = 0, tagged;
+    tconv_problem p;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        number++;
+        const int got = problem_line(line, tag, &p, name, sizeof(name), &tagged);
+        if (got < 0) {
+            fprintf(stderr, "%s:%d: not a valid problem: %s", problems_path(), number, line);
+            exit(2);
+        }
+        if (got == 1 && tagged && count < max) {
+            out[count] = p;
+            if (names != NULL)
+                snprintf(names[count], sizeof(names[count]), "%s", name);
+            count++;
+        }
+    }
+    fclose(f);
+    return count;
 }
 
 #endif /* TCONV_TESTS_CHECK_H */

@@ -86,22 +86,20 @@ static inline void *device_random(tconv_dtype dtype, int64_t count)
     return dev;
 }
 
-/* n, c_in, h_in, w_in, c_out, kernel, stride, padding, output_padding, dilation (h, w each),
- * groups.  Small enough for racecheck, each tile kind's smallest: 3x3 stride 1 and 4x4
- * stride 2 with rows of 70 pixels and 24 channels (the tiled kernels), 16 channels per
- * group, 3 rows of 540 pixels (grad-weight units in bands), then odd shapes the naive and
- * FMA kernels take: grouped and asymmetric, depthwise, a 1x1 input, 67 channels. */
-static const tconv_problem small_problems[] = {
-    {1, 24, 6, 70, 32, 3, 3, 1, 1, 1, 1, 0, 0, 1, 1, 1, 0, 0},
-    {1, 24, 6, 70, 32, 4, 4, 2, 2, 1, 1, 0, 0, 1, 1, 1, 0, 0},
-    {1, 32, 8, 70, 32, 3, 3, 1, 1, 1, 1, 0, 0, 1, 1, 2, 0, 0},
-    {1, 24, 3, 540, 32, 3, 3, 1, 1, 1, 1, 0, 0, 1, 1, 1, 0, 0},
-    {2, 6, 5, 11, 9, 2, 4, 2, 3, 1, 2, 1, 0, 2, 1, 3, 0, 0},
-    {2, 6, 9, 7, 6, 3, 3, 1, 1, 1, 1, 0, 0, 1, 1, 6, 0, 0},
-    {1, 3, 1, 1, 2, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 1, 0, 0},
-    {1, 67, 13, 17, 37, 3, 3, 1, 1, 1, 1, 0, 0, 1, 1, 1, 0, 0},
-};
-enum { SMALL_PROBLEMS = sizeof small_problems / sizeof small_problems[0] };
+/* The problems of tests/problems.txt tagged variants: small enough for racecheck, each tile
+ * kind's smallest and odd shapes the naive and FMA kernels take; read by small_problems_load(). */
+enum { MAX_SMALL_PROBLEMS = 64 };
+static tconv_problem small_problems[MAX_SMALL_PROBLEMS];
+static int small_count;
+
+static inline void small_problems_load(void)
+{
+    small_count = read_problems("variants", small_problems, NULL, MAX_SMALL_PROBLEMS);
+    if (small_count == 0) {
+        fprintf(stderr, "no problem tagged variants in %s\n", problems_path());
+        exit(2);
+    }
+}
 
 /* The number of CUDA devices the runtime finds (0 without a driver). */
 static inline int cuda_device_count(void)

@@ -9,7 +9,7 @@
  *   build/dispatch_trace [SEED [COUNT [SHAPES]]]
  *
  *   SEED, COUNT   COUNT random problems from SEED (default 1 and 2000)
- *   SHAPES        also the layers of a shape list (bench/shapes.txt's format)
+ *   SHAPES        also the problems of a list (tests/problems.txt's format)
  *
  * Odd-numbered problems get tensors at element-aligned but not 16-byte-aligned addresses.
  */
@@ -64,44 +64,6 @@ static void random_layer(tconv_problem *p)
         }
     } while (tconv_problem_check(p) != TCONV_SUCCESS ||
              (p->n * p->c_in * p->h_in * p->w_in > ((int64_t)1 << 31)));
-}
-
-/* A layer line of a shape list ("NAME [TAG...] N=.. C_in=.. ..."), or 0 for none. */
-static int parse_shape(const char *line, tconv_problem *p, char *name, size_t name_size)
-{
-    char copy[512];
-    snprintf(copy, sizeof(copy), "%s", line);
-    char *hash = strchr(copy, '#');
-    if (hash)
-        *hash = '\0';
-    char *tok = strtok(copy, " \t\r\n");
-    if (tok == NULL)
-        return 0;
-    snprintf(name, name_size, "%s", tok);
-    memset(p, 0, sizeof(*p));
-    p->stride_h = p->stride_w = p->dilation_h = p->dilation_w = p->groups = 1;
-    while ((tok = strtok(NULL, " \t\r\n")) != NULL) {
-        char *eq = strchr(tok, '=');
-        if (eq == NULL)
-            continue; /* a tag */
-        *eq = '\0';
-        int64_t a = 0, b = 0;
-        const int two = sscanf(eq + 1, "%" SCNd64 "x%" SCNd64, &a, &b) == 2;
-        if (!two)
-            b = a;
-        if (strcmp(tok, "N") == 0) p->n = a;
-        else if (strcmp(tok, "C_in") == 0) p->c_in = a;
-        else if (strcmp(tok, "C_out") == 0) p->c_out = a;
-        else if (strcmp(tok, "H") == 0) p->h_in = a;
-        else if (strcmp(tok, "W") == 0) p->w_in = a;
-        else if (strcmp(tok, "k") == 0) p->kernel_h = a, p->kernel_w = b;
-        else if (strcmp(tok, "s") == 0) p->stride_h = a, p->stride_w = b;
-        else if (strcmp(tok, "p") == 0) p->padding_h = a, p->padding_w = b;
-        else if (strcmp(tok, "op") == 0) p->output_padding_h = a, p->output_padding_w = b;
-        else if (strcmp(tok, "d") == 0) p->dilation_h = a, p->dilation_w = b;
-        else if (strcmp(tok, "g") == 0) p->groups = a;
-    }
-    return tconv_problem_check(p) == TCONV_SUCCESS;
 }
 
 /* ---- the trace ---- */
@@ -208,10 +170,11 @@ int main(int argc, char **argv)
             fprintf(stderr, "dispatch_trace: cannot open %s\n", argv[3]);
             return 2;
         }
-        char line[512], name[128];
+        char line[512], name[64];
+        int tagged;
         while (fgets(line, sizeof(line), f)) {
             tconv_problem p;
-            if (parse_shape(line, &p, name, sizeof(name)))
+            if (problem_line(line, NULL, &p, name, sizeof(name), &tagged) == 1)
                 trace(&p, name, 0);
         }
         fclose(f);

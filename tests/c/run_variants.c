@@ -2,7 +2,7 @@
  * run_variants.c - each CUDA variant run once, forced by name (config.algorithm), on the first
  * small problem of a list that it accepts, in every dtype (float32 in both precisions) it
  * accepts: the program that compute-sanitizer's memcheck, racecheck, initcheck and synccheck
- * run variant by variant (scripts/gpu_test.sh); the problems are device.h's small_problems.
+ * run variant by variant (scripts/gpu_test.sh); the problems are the problems of tests/problems.txt tagged variants (device.h).
  *
  *   build/run_variants --list       the variants' names, one a line, in dispatch order
  *   build/run_variants [NAME...]    runs the named variants (default: every one)
@@ -67,7 +67,7 @@ static int run_variant(int v, int hopper)
     int ran = 0, ok = 1;
     for (int m = 0; m < DTYPE_MODES; m++) {
         const tconv_config c = {dtype_modes[m].dtype, dtype_modes[m].precision, name};
-        for (int i = 0; i < SMALL_PROBLEMS; i++) {
+        for (int i = 0; i < small_count; i++) {
             tconv_problem p = small_problems[i];
             const char *chosen;
             if (tconv_problem_check(&p) != TCONV_SUCCESS ||
@@ -92,6 +92,7 @@ static int run_variant(int v, int hopper)
 
 int main(int argc, char **argv)
 {
+    small_problems_load();
     if (argc == 2 && strcmp(argv[1], "--list") == 0) {
         for (int v = 0; tconv_cuda_variant(v, NULL) != NULL; v++)
             printf("%s\n", tconv_cuda_variant(v, NULL));

@@ -1,7 +1,7 @@
 /*
  * test_cuda.c - every CUDA variant against the CPU float64 reference.
  *
- * For a list of awkward problems plus random ones, every dtype (float32 in both precisions,
+ * For the problems of tests/problems.txt tagged test plus random ones, every dtype (float32 in both precisions,
  * float64, float16, bfloat16), every pass and every variant that accepts the problem
  * (forced through config.algorithm): the output is poisoned with NaN bytes and the
  * workspace with a byte pattern, the pass runs twice and must give bitwise equal results,
@@ -10,8 +10,7 @@
  * invalid argument must give its status.
  *
  *   build/test_cuda           the full run
- *   build/test_cuda --small   a few small problems, two of them sized for the tiled variants
- *                             (for compute-sanitizer)
+ *   build/test_cuda --small   the problems tagged small (compute-sanitizer runs them)
  *   TCONV_TEST_SEED=<seed>    replays a run
  *
  * Prints "N passed, M failed"; exits non-zero on a failure or without a usable GPU.
@@ -402,60 +401,9 @@ static void check_problem(tconv_problem *p)
         free(raw[i]);
 }
 
-/* ---- the problems ---- */
+/* ---- the problems: those of tests/problems.txt tagged test (--small: small), then random ---- */
 
-/* In tconv_problem's order: n, c_in, h_in, w_in, c_out, then kernel, stride, padding,
- * output_padding, dilation (h, w each), groups. */
-static const tconv_problem awkward[] = {
-    /* 1x1 input */
-    {1, 3, 1, 1, 2, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 1, 0, 0},
-    /* output_padding = stride - 1 */
-    {1, 4, 7, 6, 6, 3, 3, 3, 3, 1, 1, 2, 2, 1, 1, 1, 0, 0},
-    /* everything asymmetric, grouped */
-    {2, 6, 5, 11, 9, 2, 4, 2, 3, 1, 2, 1, 0, 2, 1, 3, 0, 0},
-    /* N = 0: grad_weight and grad_bias are zeros */
-    {0, 4, 5, 5, 4, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 1, 0, 0},
-    /* the smallest problems every tiled variant takes (channels >= 24, rows of 62+ pixels):
-     * 3x3 stride 1 (9 taps), and 4x4 stride 2 with wide phases (4 taps each, forward);
-     * with the four above, what compute-sanitizer runs (--small) */
-    {1, 24, 6, 70, 32, 3, 3, 1, 1, 1, 1, 0, 0, 1, 1, 1, 0, 0},
-    {1, 24, 6, 70, 32, 4, 4, 2, 2, 1, 1, 0, 0, 1, 1, 1, 0, 0},
-    /* stride > kernel */
-    {2, 3, 5, 5, 5, 2, 2, 3, 3, 0, 0, 0, 0, 1, 1, 1, 0, 0},
-    /* output_padding < dilation, above stride - 1 */
-    {1, 4, 6, 4, 5, 3, 3, 1, 1, 1, 0, 2, 1, 3, 2, 1, 0, 0},
-    /* groups = C_in = C_out (depthwise) */
-    {2, 6, 9, 7, 6, 3, 3, 1, 1, 1, 1, 0, 0, 1, 1, 6, 0, 0},
-    /* dilation > 1 with stride */
-    {1, 3, 7, 4, 9, 3, 2, 1, 2, 2, 1, 0, 1, 2, 3, 1, 0, 0},
-    /* padding that crops most of the output */
-    {1, 2, 6, 6, 3, 5, 5, 1, 1, 4, 4, 0, 0, 1, 1, 1, 0, 0},
-    /* channels that are multiples of nothing */
-    {2, 67, 13, 17, 37, 3, 3, 1, 1, 1, 1, 0, 0, 1, 1, 1, 0, 0},
-    /* tile-friendly shapes, where the fast variants apply */
-    {2, 64, 20, 36, 64, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 1, 0, 0},
-    {1, 32, 17, 19, 48, 4, 4, 2, 2, 1, 1, 0, 0, 1, 1, 1, 0, 0},
-    {2, 16, 33, 40, 32, 3, 3, 1, 1, 1, 1, 0, 0, 1, 1, 2, 0, 0},
-    /* two column strips of 64-wide tiles, a row tail, 40 of 64 channels (grad-input) */
-    {1, 40, 11, 75, 64, 3, 3, 1, 1, 1, 1, 0, 0, 1, 1, 1, 0, 0},
-    /* the tensor-core tiles with 3 stages of 8 channels and half their 64 channels, over more
-     * CTAs than SMs; then with a single stage (8 input channels, forward) */
-    {16, 24, 40, 70, 32, 3, 3, 1, 1, 1, 1, 0, 0, 1, 1, 1, 0, 0},
-    {24, 8, 24, 70, 24, 3, 3, 1, 1, 1, 1, 0, 0, 1, 1, 1, 0, 0},
-    /* a long grad_weight sum (30720 terms) */
-    {4, 2, 96, 80, 3, 3, 3, 1, 1, 1, 1, 0, 0, 1, 1, 1, 0, 0},
-    /* the tf32 warpgroup tile's last column strip in rows of 24, 32, 40 and 56 pixels (3 x 3:
-     * forward and grad-input), 40 (4 x 4 stride 2, forward phases of 100 columns) */
-    {1, 32, 5, 82, 24, 3, 3, 1, 1, 1, 1, 0, 0, 1, 1, 1, 0, 0},
-    {1, 24, 4, 90, 24, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 1, 0, 0},
-    {1, 24, 5, 97, 32, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 1, 0, 0},
-    {1, 24, 5, 112, 32, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 1, 0, 0},
-    {1, 24, 5, 100, 32, 4, 4, 2, 2, 1, 1, 0, 0, 1, 1, 1, 0, 0},
-    /* rows of 9 units of 64 pixels: grad-weight units in bands of 4, 4 and 1 segments; on
-     * 132 SMs 264 slices of 3-4 units, with every boundary between bands inside a slice */
-    {3, 24, 31, 540, 32, 3, 3, 1, 1, 1, 1, 0, 0, 1, 1, 1, 0, 0},
-};
-enum { AWKWARD = sizeof(awkward) / sizeof(awkward[0]), AWKWARD_SMALL = 6, RANDOM = 16 };
+enum { MAX_PROBLEMS = 256, RANDOM = 16 };
 
 /* ---- invalid arguments ---- */
 
@@ -572,10 +520,14 @@ int main(int argc, char **argv)
     test_seed();
 
     check_invalid_arguments();
+    static tconv_problem listed[MAX_PROBLEMS];
+    static char names[MAX_PROBLEMS][64];
+    const int count = read_problems(small ? "small" : "test", listed, names, MAX_PROBLEMS);
+    CHECK(count > 0, "no problem tagged %s in %s", small ? "small" : "test", problems_path());
     char desc[256];
-    for (int i = 0; i < (small ? AWKWARD_SMALL : AWKWARD); i++) {
-        tconv_problem p = awkward[i];
-        printf("%s\n", problem_string(&p, desc));
+    for (int i = 0; i < count; i++) {
+        tconv_problem p = listed[i];
+        printf("%s: %s\n", names[i], problem_string(&p, desc));
         check_problem(&p);
     }
     for (int i = 0; i < (small ? 1 : RANDOM); i++) {

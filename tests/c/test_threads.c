@@ -8,8 +8,8 @@
  *   the passes' own OpenMP teams (which then run inside each thread).
  *   Built with TCONV_TEST_CUDA (build/test_threads_cuda): also the CUDA entry points, each
  *   thread on a non-blocking stream of its own: every pass in every dtype chosen by the
- *   dispatcher, and every variant forced by name on a problem it accepts (device.h's
- *   small_problems).
+ *   dispatcher, and every variant forced by name on a problem it accepts (the problems of
+ *   tests/problems.txt tagged variants).
  *
  *   build/test_threads                    (make c-test)
  *   build/test_threads_cuda               (scripts/gpu_test.sh)
@@ -301,6 +301,7 @@ static void test_cpu_threads(void)
 
 static void test_cuda_threads(void)
 {
+    small_problems_load();
     if (!tconv_cuda_available() || cuda_device_count() == 0) {
         fprintf(stderr, "test_threads: no usable CUDA device or no CUDA build\n");
         check_failed++;
@@ -309,7 +310,7 @@ static void test_cuda_threads(void)
     int variants = 0;
     while (tconv_cuda_variant(variants, NULL) != NULL)
         variants++;
-    const int capacity = SMALL_PROBLEMS * DTYPE_MODES + variants;
+    const int capacity = small_count * DTYPE_MODES + variants;
     job *jobs = calloc((size_t)capacity, sizeof(job));
     char (*labels)[96] = calloc((size_t)capacity, sizeof *labels);
     if (jobs == NULL || labels == NULL) {
@@ -318,7 +319,7 @@ static void test_cuda_threads(void)
     }
     int count = 0;
     const int all[PASSES] = {1, 1, 1, 1};
-    for (int i = 0; i < SMALL_PROBLEMS; i++) {
+    for (int i = 0; i < small_count; i++) {
         for (int m = 0; m < DTYPE_MODES; m++) {
             tconv_problem p = small_problems[i];
             CHECK(tconv_problem_check(&p) == TCONV_SUCCESS, "CUDA problem %d", i);
@@ -332,7 +333,7 @@ static void test_cuda_threads(void)
         const char *name = tconv_cuda_variant(v, &pass);
         int mask[PASSES] = {0, 0, 0, 0}, made = 0;
         mask[pass] = 1;
-        for (int i = 0; i < SMALL_PROBLEMS && !made; i++) {
+        for (int i = 0; i < small_count && !made; i++) {
             for (int m = 0; m < DTYPE_MODES && !made; m++) {
                 tconv_problem p = small_problems[i];
                 tconv_problem_check(&p);
@@ -348,7 +349,7 @@ static void test_cuda_threads(void)
         if (!made)
             printf("variant %s takes none of the problems (not run)\n", name);
     }
-    CHECK(count > SMALL_PROBLEMS * DTYPE_MODES / 2, "only %d CUDA jobs", count);
+    CHECK(count > small_count * DTYPE_MODES / 2, "only %d CUDA jobs", count);
     cudaStream_t serial;
     cuda_or_exit(cudaStreamCreateWithFlags(&serial, cudaStreamNonBlocking), "cudaStreamCreate");
     serial_then_threaded(jobs, count, run_cuda, 1, serial, "CUDA entry points");

@@ -1,6 +1,7 @@
 """Transposed-convolution problems for the tests: a seeded random sweep and a list of
 awkward cases, each a dict of F.conv_transpose2d's arguments plus the tensor sizes."""
 import random
+from pathlib import Path
 
 import torch
 
@@ -52,25 +53,21 @@ def random_problems(seed, count):
     return [random_problem(r) for _ in range(count)]
 
 
-AWKWARD = {
-    "1x1_input": make(2, 3, 2, (1, 1), 3),
-    "1x1_input_1x1_kernel_stride3": make(1, 2, 3, (1, 1), 1, stride=3),
-    "stride_over_kernel": make(2, 3, 4, (4, 5), 2, stride=3),
-    "output_padding_stride_minus_1": make(2, 2, 3, (3, 4), 3, stride=(3, 2), output_padding=(2, 1)),
-    "output_padding_below_dilation": make(1, 2, 2, (4, 3), 2, stride=(1, 2), dilation=(3, 1),
-                                          output_padding=(2, 1)),
-    "depthwise": make(2, 4, 4, (5, 5), 3, groups=4),
-    "depthwise_strided": make(1, 3, 3, (4, 6), (2, 3), stride=2, padding=1, groups=3),
-    "dilation": make(2, 3, 2, (5, 4), 3, dilation=(2, 3)),
-    "all_asymmetric": make(2, 4, 6, (5, 7), (2, 4), stride=(2, 3), padding=(1, 2),
-                           output_padding=(1, 0), dilation=(2, 1), groups=2),
-    "tuple_kernel_1x5": make(2, 2, 3, (3, 6), (1, 5), padding=(0, 2)),
-    "tuple_kernel_4x1": make(1, 3, 2, (6, 2), (4, 1), stride=(2, 1)),
-    "heavy_cropping": make(1, 2, 2, (4, 4), 5, padding=3),
-    "single_channel": make(1, 1, 1, (3, 3), 1, bias=False),
-    "groups3": make(2, 6, 9, (3, 4), 2, stride=2, groups=3),
-    "no_bias_strided": make(3, 2, 4, (3, 3), 3, stride=2, padding=1, output_padding=1, bias=False),
-}
+def listed(tag):
+    """{name: problem} of the one problem list (tests/problems.txt) for the lines tagged tag;
+    names with _ for -, equal pairs as ints (both spellings reach the API through the random
+    problems)."""
+    from tconv.bench import parse_shapes
+
+    path = Path(__file__).resolve().parents[1] / "problems.txt"
+    one = lambda v: v[0] if v[0] == v[1] else v
+    return {s.name.replace("-", "_"): make(s.n, s.c_in, s.c_out, (s.h, s.w), one(s.k), stride=one(s.s),
+                                           padding=one(s.p), output_padding=one(s.op),
+                                           dilation=one(s.d), groups=s.g, bias=s.bias)
+            for s in parse_shapes(path.read_text(), path.name) if tag in s.tags}
+
+
+AWKWARD = listed("pytest")
 
 
 def tensors(p, dtype, gen):

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 import tconv
 from conftest import SEED
-from problems import AWKWARD, conv_args, make, pair, random_problems, tensors
+from problems import AWKWARD, conv_args, listed, make, pair, random_problems, tensors
 from tconv import ops
 from test_module import Model
 
@@ -41,18 +41,11 @@ BITS = {torch.float32: torch.int32, torch.float64: torch.int64, torch.float16: t
         torch.bfloat16: torch.int16}
 PASSES = ("forward", "grad_input", "grad_weight", "grad_bias")
 
-# shapes where the tiled variants apply, besides the small random and awkward ones
-MEDIUM = {
-    "tiles_64": make(2, 64, 64, (20, 36), 3),
-    "tiles_strided": make(1, 32, 48, (17, 19), 4, stride=2, padding=1),
-    "tiles_grouped": make(2, 16, 32, (33, 40), 3, padding=1, groups=2),
-    "channels_67_37": make(2, 67, 37, (13, 17), 3, padding=1, bias=False),
-    "tiles_wide": make(1, 40, 64, (11, 75), 3, padding=1),
-    "tiles_many": make(16, 24, 32, (40, 70), 3, padding=1),
-    "tiles_wide_strided": make(1, 24, 32, (6, 70), 4, stride=2, padding=1),
-}
+# the C GPU test's problems (tests/problems.txt, tag test): awkward ones and the smallest that
+# reach each tile, besides the small random and awkward ones
+LISTED = listed("test")
 PROBLEMS = [(f"random{i}", p) for i, p in enumerate(random_problems(SEED ^ 0x6A09E667, 120))]
-PROBLEMS += list(AWKWARD.items()) + list(MEDIUM.items())
+PROBLEMS += list(AWKWARD.items()) + list(LISTED.items())
 
 
 def poison_allocator():
@@ -200,7 +193,7 @@ def test_unaligned_tensors_give_the_same_bits(mode, gen):
     """Every variant takes tensors that are not 16-byte aligned (narrower copies, no fault),
     and computes the same bits as from aligned ones."""
     dtype, precision = MODES[mode]
-    p = MEDIUM["tiles_wide"]  # one that every tiled variant takes, wgmma's among them
+    p = LISTED["two_strips"]  # one that every tiled variant takes, wgmma's among them
     x, weight, bias, grad_y = (None if t is None else t.cuda() for t in tensors(p, dtype, gen))
     failures = []
     for pass_ in PASSES:
@@ -220,7 +213,7 @@ def test_nan_inputs_reach_their_outputs(mode, nan_bits, gen):
     variant of forward, grad-input and grad-weight, whatever the NaN's payload: CUDA's
     canonical 0x7fffffff (what 0/0 gives on the GPU) and PyTorch's 0x7fc00000."""
     dtype, precision = MODES[mode]
-    p = MEDIUM["tiles_wide"]
+    p = LISTED["two_strips"]
     x, weight, bias, grad_y = (None if t is None else t.cuda() for t in tensors(p, dtype, gen))
     nan = torch.tensor([nan_bits], dtype=torch.int32).view(torch.float32).item()
     x[0, 3, 5, 40] = nan

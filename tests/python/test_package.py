@@ -38,14 +38,14 @@ def test_broken_extension_says_why_and_how_to_build_it(tmp_path):
 
 
 def test_package_data_ships_the_shape_list(tmp_path):
-    """setup.py's build_py puts bench/shapes.txt into the package as a file of its own."""
+    """setup.py's build_py puts tests/problems.txt into the package as a file of its own."""
     root = Path(__file__).resolve().parents[2]
     result = subprocess.run([sys.executable, "setup.py", "-q", "build_py", "--build-lib",
                              str(tmp_path)], cwd=root, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    shipped = tmp_path / "tconv" / "shapes.txt"
+    shipped = tmp_path / "tconv" / "problems.txt"
     assert shipped.is_file() and not shipped.is_symlink()
-    assert shipped.read_text() == (root / "bench" / "shapes.txt").read_text()
+    assert shipped.read_text() == (root / "tests" / "problems.txt").read_text()
 
 
 def test_bench_runs_from_an_installed_package(tmp_path):
