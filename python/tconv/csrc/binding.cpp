@@ -92,13 +92,43 @@ std::string describe(const tconv_problem &p) {
     return s.str();
 }
 
+// For TCONV_UNSUPPORTED_SIZE: the first argument over 2^31 - 1, by name, or the sizes it makes.
+std::string too_large(const tconv_problem &p) {
+    const std::pair<const char *, int64_t> sizes[] = {
+        {"N", p.n}, {"C_in", p.c_in}, {"C_out", p.c_out}, {"H_in", p.h_in}, {"W_in", p.w_in},
+        {"kernel_size", std::max(p.kernel_h, p.kernel_w)}, {"stride", std::max(p.stride_h, p.stride_w)},
+        {"padding", std::max(p.padding_h, p.padding_w)}, {"dilation", std::max(p.dilation_h, p.dilation_w)},
+        {"output_padding", std::max(p.output_padding_h, p.output_padding_w)}};
+    for (const auto &size : sizes) {
+        if (size.second > INT32_MAX) {
+            return std::string(size.first) + " " + std::to_string(size.second) + " is over 2^31 - 1";
+        }
+    }
+    return "the output size or a tensor's element count is too large";
+}
+
 void check_status(tconv_status status, const char *what, const tconv_problem &p) {
     if (status == TCONV_ERROR_CUDA) {
         TORCH_CHECK(false, "tconv ", what, ": ", tconv_status_string(status), " (cudaError ",
                     tconv_cuda_last_error(), ")");
     }
+    if (status == TCONV_UNSUPPORTED_SIZE) {
+        TORCH_CHECK(false, "tconv ", what, ": unsupported: ", too_large(p), " [", describe(p), "]");
+    }
     TORCH_CHECK(status == TCONV_SUCCESS, "tconv ", what, ": ", tconv_status_string(status),
                 " [", describe(p), "]");
+}
+
+// C_out of a weight with `per_group` output channels per group (groups positive).  A product
+// past 64 bits is an error of its own where groups divides C_in; where it does not, the
+// problem's check names groups (C_out is then left at per_group).
+int64_t c_out_of(int64_t per_group, int64_t groups, int64_t c_in, const char *what) {
+    TORCH_CHECK(groups >= 1, "tconv ", what, ": groups must be positive, got ", groups);
+    int64_t c_out = 0;
+    if (!__builtin_mul_overflow(per_group, groups, &c_out)) return c_out;
+    TORCH_CHECK(c_in % groups != 0, "tconv ", what, ": unsupported: C_out = ", per_group,
+                " (weight.size(1)) x groups ", groups, " overflows 64 bits");
+    return per_group;
 }
 
 void check_tensor(const at::Tensor &t, const char *name, const at::Tensor &x, const char *x_name) {
@@ -287,11 +317,11 @@ at::Tensor forward(const at::Tensor &x, const at::Tensor &weight, const c10::opt
                    const std::string &precision, const c10::optional<std::string> &algorithm) {
     check_tensor(x, "x", x, "x");
     check_tensor(weight, "weight", x, "x");
-    TORCH_CHECK(groups >= 1, "tconv forward: groups must be positive, got ", groups);
     TORCH_CHECK(weight.size(0) == x.size(1), "tconv forward: x has ", x.size(1),
                 " channels but weight expects ", weight.size(0), " (weight is ", weight.sizes(), ")");
     const tconv_problem p = make_problem(
-        {x.size(0), x.size(1), x.size(2), x.size(3), weight.size(1) * groups, weight.size(2), weight.size(3)},
+        {x.size(0), x.size(1), x.size(2), x.size(3), c_out_of(weight.size(1), groups, x.size(1), "forward"),
+         weight.size(2), weight.size(3)},
         {stride, padding, output_padding, dilation, groups}, "forward");
     if (bias) {
         TORCH_CHECK(bias->dim() == 1 && bias->size(0) == p.c_out, "tconv forward: bias must have shape (",
@@ -325,7 +355,8 @@ at::Tensor grad_input(const at::Tensor &grad_y, const at::Tensor &weight, Pair i
     check_tensor(weight, "weight", grad_y, "grad_y");
     check_pair(input_hw, "input_hw");
     const tconv_problem p = make_problem({grad_y.size(0), weight.size(0), input_hw[0], input_hw[1],
-                                          weight.size(1) * groups, weight.size(2), weight.size(3)},
+                                          c_out_of(weight.size(1), groups, weight.size(0), "grad_input"),
+                                          weight.size(2), weight.size(3)},
                                          {stride, padding, output_padding, dilation, groups}, "grad_input");
     check_shape(grad_y, "grad_y", {p.n, p.c_out, p.h_out, p.w_out});
     at::Tensor grad_x = at::empty({p.n, p.c_in, p.h_in, p.w_in}, grad_y.options());
@@ -433,7 +464,8 @@ std::string algorithm(const std::string &pass_name, std::vector<int64_t> x_shape
     TORCH_CHECK(weight_shape[0] == x_shape[1], "tconv algorithm: x_shape has ", x_shape[1],
                 " channels but weight_shape expects ", weight_shape[0]);
     const tconv_problem p = make_problem({x_shape[0], x_shape[1], x_shape[2], x_shape[3],
-                                          weight_shape[1] * groups, weight_shape[2], weight_shape[3]},
+                                          c_out_of(weight_shape[1], groups, x_shape[1], "algorithm"),
+                                          weight_shape[2], weight_shape[3]},
                                          {stride, padding, output_padding, dilation, groups}, "algorithm");
     tconv_config config = make_config(dtype_from_name(dtype), precision, c10::nullopt);
     const char *name = nullptr;
