@@ -1,37 +1,15 @@
 /*
- * grad_weight_direct.cu - grad_weight as a deterministic split-K direct convolution on
- * CUDA cores (FP32 FMA), variant "grad_weight_direct_32x32".
- *
- *   grad_weight[g*Cig + ci, co, kh, kw] = sum over n, ih, iw of x[n, g*Cig + ci, ih, iw]
- *       * grad_y[n, g*Cog + co, ih*stride_h - padding_h + kh*dilation_h,
- *                               iw*stride_w - padding_w + kw*dilation_w]
- *
- * As a GEMM this is M = Cig, N = Cog*kH*kW, K = N*H_in*W_in (seed: 64 x 576 x 8.39 M), so
- * K is split: the rows (n, ih) of x are cut into fixed slices, one per blockIdx.y.  A CTA
- * owns one slice and one output tile (16*wci input channels x 32 output channels x all kH
- * tap rows x KWT tap columns) and walks its slice one chunk at a time: one input row, `pix`
- * consecutive pixels.  Per chunk it stages in shared memory
- *   xs: x for the tile's ci over the chunk's pixels,
- *   gs: grad_y for the tile's co over the columns the chunk's taps touch, per tap row,
- * with the halo, so every tap is a shared-memory offset and every element comes from L2
- * once per tap row.  Warp w computes tap row kh = w / wci; each thread accumulates
- * 4 ci x 4 co x KWT taps of one kh in registers.
- *
- * Sliding window (stride_w == dilation_w, the seed's case): the taps of pixel iw are the
- * grad_y columns (iw + kw)*stride_w - padding_w, so consecutive pixels share KWT-1 of them;
- * a thread reading 4 pixels at a time keeps two float4 of grad_y per co and loads one new
- * float4 per co per 4 pixels: 4 x-loads + 4 grad_y-loads (LDS.128) per 192 FFMA.  Other
- * strides stage one plane per tap column (the "gathered" layout): 4 + 4*KWT LDS.128 per
- * 4*16*KWT FFMA.
- *
- * Accuracy (docs/perf-notes.md, log "grad-weight: split-K direct"): each thread sums at most `pix` (<= 64)
- * products in an inner register sum, flushes it into an outer sum (in shared memory) per chunk,
- * writes the slice's outer sums to the workspace with plain stores, and a second kernel
- * sums the slices in a fixed order in double.  No atomics: bitwise deterministic.
- *
- * Precision: float32 FP32 uses the operands as they are; TF32 rounds both to nearest TF32
- * in shared memory (round_tf32), products are then exact in FP32.  float16 / bfloat16 are
- * widened to float when staged.  float64 is not implemented here (the naive variant takes it).
+ * grad_weight_direct.cu - grad_weight as a deterministic split-K direct convolution on CUDA
+ * cores, variant "grad_weight_direct_32x32": any stride, dilation and padding, float32 (both
+ * modes), float16 and bfloat16.  The GEMM (M, N, K) = (Cig, Cog*kH*kW, batch*H_in*W_in) is
+ * split along K into fixed slices of input rows (blockIdx.y); a CTA owns one slice and one
+ * tile (16*wci input channels x 32 output channels x all kH tap rows x KWT tap columns) and
+ * stages x and grad_y (with the halo) chunk by chunk in shared memory, so that every tap is
+ * a shared-memory offset.  Where stride_w == dilation_w a sliding window along each row
+ * shares grad_y between pixels; other strides stage one plane per tap column.  Inner sums of
+ * at most 64 products flush into shared-memory sums per chunk; the slices are added in a
+ * fixed order in double (slices.cuh): bitwise deterministic.  docs/algorithm.md,
+ * "grad-weight", has the details.
  */
 #include <stdint.h>
 

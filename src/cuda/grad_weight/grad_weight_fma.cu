@@ -1,34 +1,12 @@
 /*
  * grad_weight_fma.cu - grad_weight on CUDA cores (FP32 FMA), variant "grad_weight_fma_64x16":
- * the unit-tiled split-K GEMM of units.cuh with a tile of 64 ci x 16 co x 9 taps,
- * float32 in fp32 mode.
- *
- * Staging: x as 64 plain rows (ci) of the unit's 64 pixels, row stride GW_FMA_XS = 68 floats,
- * X_WIDTH floats per cp.async (whole warps on consecutive rows); grad_y by GY_WIDTH floats
- * (units_stage_gy).  x takes 16-byte copies wherever W_in and the pointer allow it, also when
- * grad_y cannot (the seed: W_out = 1026).
- *
- * Register tile: 8 warps; warp w computes ci 32*(w%2) .. +31 x co 4*(w/2) .. +3 x all 9
- * taps; lane (li = lane%8, lc = lane/8) owns ci 32*(w%2) + li + 8i (i < 4) x co
- * 4*(w/2) + lc x 3 tap rows x 3 tap columns: 36 sums, so that 128 registers suffice and
- * two CTAs (16 warps) share an SM.  Per step of 4 pixels 4b .. 4b+3 a lane loads its 4 x
- * rows' 4 pixels (4 LDS.128, issued a step ahead) and, for each of its 3 grad_y rows (one
- * per kh), the staged columns 4b+4 .. 4b+7 (3 LDS.128), keeping 4b .. 4b+3 from the step
- * before: pixel 4b + jj's tap kw is column 4b + jj + kw*DW of the row, inside those 8
- * (DW <= 2).  7 LDS.128 feed 144 FFMA.
- *
- * Banks: an x LDS.128 reads 8 rows (li) at stride 68 = 4 mod 32 floats: 8 disjoint bank
- * quads, one wavefront (lanes of equal li share an address); a grad_y LDS.128 reads 4 rows
- * (lc), also disjoint.
- *
- * Accuracy: the 36 register sums hold at most sixteen units (1,024 products each) and are then
- * added into 36 outer float sums in shared memory (sum e of thread T at e*256 + T: no bank
- * conflicts); the slices are added in double (units.cuh).
- *
- * Pipeline: two stages (one unit in flight while one is computed: a unit is 2,304 FFMA per
- * thread, far longer than a copy's latency); stages and sums take 97,792 bytes, so two
- * CTAs fit an SM of sm_90 (one of sm_80): while one waits at its barrier, the other
- * computes.  docs/perf-notes.md has the variants measured on the way.
+ * the unit-tiled split-K GEMM of units.cuh with a tile of 64 ci x 16 co x 9 taps, float32 in
+ * fp32 mode.  x is staged as 64 plain rows of a unit's 64 pixels (row stride GW_FMA_XS = 68
+ * floats, 4 mod 32: conflict-free), grad_y by units_stage_gy.  Each lane owns 4 ci x 1 co x
+ * 3 x 3 taps (36 sums, 128 registers, two CTAs per SM): per step of 4 pixels 7 LDS.128 feed
+ * 144 FFMA, the grad_y window of a tap row carried from one step to the next.  The register
+ * sums flush into shared-memory sums every GW_FMA_FLUSH units; two stages.  docs/algorithm.md
+ * ("grad-weight") has the details.
  */
 #include "cuda/grad_weight/units.cuh"
 

@@ -1,29 +1,14 @@
 /*
  * grad_weight/units.cuh - what the unit-tiled grad_weight variants share: grad_weight_mma_*
- * (tensor cores, grad_weight_mma.cu) and grad_weight_fma_64x16 (FP32 FMA, grad_weight_fma.cu).
- *
- *   grad_weight[g*Cig + ci, co, kh, kw] = sum over n, ih, iw of x[n, g*Cig + ci, ih, iw]
- *       * grad_y[n, g*Cog + co, ih - padding_h + kh*dilation_h, iw - padding_w + kw*dilation_w]
- *
- * (stride 1 on both axes; zero where the grad_y index is outside).  GEMM view: M = Cig,
- * N = Cog*kH*kW, K = N*H_in*W_in, split along K for determinism:
- *
- * Work: K is cut into units of one input row (n, ih) x UNITS_PX = 64 pixels, numbered in the
- * order of units_advance (row by row, or band by band); slice s of the grid's y axis owns
- * units [s*U/S, (s+1)*U/S).  A CTA owns one slice and one output tile:
- * 64 ci x CO co (32 for the MMA variants, 16 for the FMA one) x 3 tap rows (kh0 .. kh0 + 2)
- * x 3 tap columns.  A cp.async pipeline (3 stages MMA, 2 FMA) stages per unit the tile's x
- * (64 ci rows x 64 pixels, laid out as the multiply wants them) and
- *   gs    [3 kh][CO][UNITS_GY_PITCH]: grad_y rows ih - padding_h + kh*dilation_h, columns
- *         iw0 - padding_w + c for c < 68 (the pixels plus the halo of the tap columns),
- * zero wherever the source is outside its tensor or the tile, so every tap is a shifted
- * read of one staged row.
- *
- * Accuracy and determinism: a unit's products are summed in short inner sums (registers or
- * tensor-core accumulators) that are added into outer float sums every unit (MMA in fp32
- * mode), 4 units (MMA in tf32 mode) or 16 units (FMA); each slice's outer sums go to the
- * workspace with plain stores, and slices.cuh adds the slices in a fixed order
- * in double.  No atomics: bitwise deterministic.
+ * (tensor cores) and grad_weight_fma_64x16 (FP32 FMA); stride 1, kW <= 3, dilation_w <= 2.
+ * The GEMM (M, N, K) = (Cig, Cog*kH*kW, batch*H_in*W_in) is split along K into units of one
+ * input row x UNITS_PX = 64 pixels; slice s (blockIdx.y) owns units [s*U/S, (s+1)*U/S), in
+ * row order or in bands of segments (units_advance).  A CTA owns one slice and one tile of 64
+ * ci x CO co x 3 x 3 taps, and a cp.async pipeline stages per unit the tile's x and grad_y's
+ * three tap rows with their halo (zero outside the tensors), so that every tap is a shifted
+ * read of a staged row.  Inner sums flush into outer float sums every few units; each slice's
+ * sums go to the workspace with plain stores and slices.cuh adds them in a fixed order in
+ * double: bitwise deterministic.  docs/algorithm.md ("grad-weight") has the details.
  */
 #ifndef TCONV_CUDA_GRAD_WEIGHT_UNITS_CUH
 #define TCONV_CUDA_GRAD_WEIGHT_UNITS_CUH
