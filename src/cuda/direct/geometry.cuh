@@ -32,16 +32,7 @@ enum { DIRECT_FORWARD = 0, DIRECT_GRAD_INPUT = 1 };
  * (3xFP16, fp32 mode; direct/wgmma.cuh). */
 enum { DIRECT_FMA = 0, DIRECT_MMA_TF32 = 1, DIRECT_MMA_3XTF32 = 2, DIRECT_WGMMA_TF32 = 3, DIRECT_WGMMA_3XFP16 = 4 };
 
-__host__ __device__ constexpr bool direct_is_wgmma(int mma)
-{
-    return mma == DIRECT_WGMMA_TF32 || mma == DIRECT_WGMMA_3XFP16;
-}
-
-/* Whether a tile multiplies split pieces (fp32 mode on tensor cores; fixup.h). */
-__host__ __device__ constexpr bool direct_is_split(int mma)
-{
-    return mma == DIRECT_MMA_3XTF32 || mma == DIRECT_WGMMA_3XFP16;
-}
+__host__ __device__ constexpr bool direct_is_wgmma(int mma) { return mma == DIRECT_WGMMA_TF32 || mma == DIRECT_WGMMA_3XFP16; }
 
 /* One spatial axis of the correlation. */
 typedef struct direct_axis {
@@ -85,8 +76,6 @@ typedef struct direct_params {
     int last_pitch;     /* tf32 warpgroup tile: their source pitch, under DIRECT_WGMMA_PITCH */
     int tiles_hn;       /* FMA float tiles: narrow tiles per phase */
     int pairs;          /* FMA float tiles: source rows of even pitch, windows read 8 bytes at a time */
-    unsigned *nonfinite; /* split tiles: set where the kernel wrote a value that is not finite
-                          * (workspace; fixup.h) */
 } direct_params;
 
 /* Whether the last column strip's tiles have tap tables of their own (after the others'). */

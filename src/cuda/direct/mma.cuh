@@ -141,14 +141,10 @@ __global__ void __launch_bounds__(256, MMA == DIRECT_MMA_3XTF32 ? 1 : 2) direct_
     float *dst = (float *)P.dst + ((int64_t)e.n * P.groups * P.co + (int64_t)e.g * P.co) * dst_plane +
                  (int64_t)(e.rh + oh_step * i) * P.aw.dst_size + e.rw + (int64_t)ow_step * j;
     const int chans = min(TCO, P.co - e.cot * TCO);
-    bool nonfinite = false; /* 3xTF32: a value for the fixup (fixup.h) */
     for (int o = 0; o < chans; ++o) {
         const int ch = e.cot * TCO + o;
-        const float v = stage[o * 36 + lane] + (bias ? bias[(int64_t)e.g * P.co + ch] : 0.f);
-        dst[(int64_t)ch * dst_plane] = v;
-        if constexpr (F::SPLIT) nonfinite |= !isfinite(v);
+        dst[(int64_t)ch * dst_plane] = stage[o * 36 + lane] + (bias ? bias[(int64_t)e.g * P.co + ch] : 0.f);
     }
-    if (F::SPLIT && nonfinite) *P.nonfinite = 1u;
 }
 
 #endif /* TCONV_CUDA_DIRECT_MMA_CUH */

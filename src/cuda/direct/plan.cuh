@@ -12,7 +12,6 @@
 #include "cuda/direct/fma.cuh"
 #include "cuda/direct/mma.cuh"
 #include "cuda/direct/wgmma.cuh"
-#include "cuda/fixup.h"
 #include "cuda/variant.h"
 
 /* The tile configurations of the engine; a variant is one of them.  MMA tiles run
@@ -43,8 +42,8 @@ typedef direct_tile<8, 8, 1, DIRECT_WGMMA_3XFP16> direct_wgmma_3xfp16_tile;
 typedef struct direct_shape {
     direct_params P;
     size_t smem_bytes;
-    size_t taps_bytes;      /* the tap tables (and the split tiles' scalars) at the start of the workspace */
-    size_t scalars_offset;  /* split tiles: where 3xFP16's wmax and the fixup's flag sit in it */
+    size_t taps_bytes;      /* the tap tables (and wmax) at the start of the workspace */
+    size_t wmax_offset;     /* where 3xFP16's wmax sits in it */
     size_t workspace_bytes; /* then the prepared weights */
     int taps;               /* the taps of every phase where all phases have as many, else 0 */
 } direct_shape;
@@ -59,7 +58,6 @@ static int direct_shape_make(direct_shape *s, int mode, const tconv_problem *p, 
     const int64_t cig = p->c_in / p->groups, cog = p->c_out / p->groups;
     P->groups = (int)p->groups;
     P->wmax = NULL;
-    P->nonfinite = NULL;
     P->cr = (int)(fwd ? cig : cog);
     P->co = (int)(fwd ? cog : cig);
     const int64_t khw = p->kernel_h * p->kernel_w;
@@ -95,12 +93,10 @@ static int direct_shape_make(direct_shape *s, int mode, const tconv_problem *p, 
             const int e = direct_chan_elems(&ph, &pw, Tile::th, DIRECT_TW, Tile::mma, DIRECT_WGMMA_PITCH, P->pairs);
             if (e > chan) chan = e;
             if (Tile::mma == DIRECT_FMA) {
-                const int en =
-                    direct_chan_elems(&ph, &pw, DIRECT_NARROW_ROWS * Tile::th, DIRECT_RPX, Tile::mma, 0, P->pairs);
+                const int en = direct_chan_elems(&ph, &pw, DIRECT_NARROW_ROWS * Tile::th, DIRECT_RPX, Tile::mma, 0, P->pairs);
                 if (en > chan_narrow) chan_narrow = en;
             }
-            if (ph.ntaps * pw.ntaps * Tile::tco * Tile::pieces > wts)
-                wts = ph.ntaps * pw.ntaps * Tile::tco * Tile::pieces;
+            if (ph.ntaps * pw.ntaps * Tile::tco * Tile::pieces > wts) wts = ph.ntaps * pw.ntaps * Tile::tco * Tile::pieces;
         }
     }
     /* [c][source tile] then the weights, 16-byte aligned for vector loads; an mma stage
@@ -143,12 +139,11 @@ static int direct_shape_make(direct_shape *s, int mode, const tconv_problem *p, 
     const int64_t grid_x = (int64_t)P->phases_h * P->phases_w * P->tiles_h * P->tiles_w;
     if (grid_x > INT32_MAX || (int64_t)P->groups * P->co_tiles > 65535 || p->n > 65535 || P->nchunks > 65535)
         return 0;
-    /* the tap tables, then (split tiles) the scalars: 3xFP16's weights' largest magnitude and
-     * the fixup's flag, each in 256-byte units */
+    /* the tap tables, then (3xFP16) the weights' largest magnitude, each in 256-byte units */
     const size_t tap_sets = direct_last_tables(*P) ? 2 : 1;
     s->taps_bytes = ((size_t)P->phases_h * P->phases_w * tap_sets * sizeof(direct_taps) + 255) / 256 * 256;
-    s->scalars_offset = s->taps_bytes;
-    if (direct_is_split(Tile::mma)) s->taps_bytes += 256;
+    s->wmax_offset = s->taps_bytes;
+    if (Tile::mma == DIRECT_WGMMA_3XFP16) s->taps_bytes += 256;
     s->workspace_bytes = s->taps_bytes +
                          (size_t)P->groups * P->co_tiles * P->phases_h * P->phases_w * P->nchunks * P->wchunk * elem;
     return 1;
@@ -185,8 +180,7 @@ template <int MODE, typename Tile> struct direct_pick {
             return cudaErrorInvalidValue;
         } else if constexpr (Tile::mma == DIRECT_WGMMA_TF32) {
             if (s.taps != 9 && s.taps != 4) return cudaErrorInvalidValue;
-            pl->main =
-                s.taps == 9 ? direct_wgmma_pick<MODE, 9>(s.P.last_pitch) : direct_wgmma_pick<MODE, 4>(s.P.last_pitch);
+            pl->main = s.taps == 9 ? direct_wgmma_pick<MODE, 9>(s.P.last_pitch) : direct_wgmma_pick<MODE, 4>(s.P.last_pitch);
         } else if constexpr (Tile::mma == DIRECT_WGMMA_3XFP16) {
             if (s.taps != 9 && s.taps != 4) return cudaErrorInvalidValue;
             pl->main = s.taps == 9 ? direct_wgmma_fp16_kernel<MODE, 9> : direct_wgmma_fp16_kernel<MODE, 4>;
@@ -217,24 +211,17 @@ template <int MODE, typename Tile> struct direct_launch {
             return cudaErrorInvalidValue;
         } else {
             direct_shape s = pl->s;
-            if constexpr (direct_is_split(Tile::mma)) {
-                /* the scalars: wmax (3xFP16) and the fixup's flag, zeroed */
-                unsigned *scalars = (unsigned *)((char *)a->workspace + s.scalars_offset);
-                s.P.nonfinite = scalars + 1;
-                const cudaError_t err = cudaMemsetAsync(scalars, 0, 2 * sizeof(unsigned), a->stream);
-                if (err != cudaSuccess) return err;
-            }
             if constexpr (Tile::mma == DIRECT_WGMMA_3XFP16) {
                 /* the weights' largest magnitude, for their scale (direct_prepare_weights) */
-                s.P.wmax = (unsigned *)((char *)a->workspace + s.scalars_offset);
+                unsigned *wmax = (unsigned *)((char *)a->workspace + s.wmax_offset);
+                s.P.wmax = wmax;
                 const int64_t nw = s.P.groups * s.P.w_stride_group;
+                cudaError_t err = cudaMemsetAsync(wmax, 0, sizeof(unsigned), a->stream);
+                if (err != cudaSuccess) return err;
                 direct_weight_max<<<(unsigned)(nw < 64 * 1024 ? (nw + 1023) / 1024 : 64), 256, 0, a->stream>>>(
-                    (const float *)a->weight, nw, (unsigned *)s.P.wmax);
+                    (const float *)a->weight, nw, wmax);
             }
-            const cudaError_t err = launch<T>(s);
-            if (err != cudaSuccess || !direct_is_split(Tile::mma)) return err;
-            return MODE == DIRECT_FORWARD ? tconv_fixup_forward(a, s.P.nonfinite)
-                                          : tconv_fixup_grad_input(a, s.P.nonfinite);
+            return launch<T>(s);
         }
     }
     /* The narrow tiles' kernel, where the plan has one, goes first with its own grid, then

@@ -12,7 +12,6 @@
  * GW_MMA_TF32_FLUSH units in tf32 mode and every unit for 3xFP16.  docs/algorithm.md has the
  * fragment order and bank layout.
  */
-#include "cuda/fixup.h"
 #include "cuda/grad_weight/units.cuh"
 
 #define GW_MMA_THREADS 256 /* 8 warps: 2 (ci) x 4 (co) */
@@ -584,13 +583,10 @@ static int gw_mma_plan(const tconv_problem *p, const tconv_config *, const tconv
     return 1;
 }
 
-/* 3xFP16 then recomputes the elements of grad_weight that are not finite (fixup.h). */
 template <int KIND, bool WS> static cudaError_t gw_mma_launch(const tconv_args *a, const void *state)
 {
-    const cudaError_t err = units_launch(a, (const units_params *)state, gw_mma_kernel<KIND, WS>(a->p, a->x, a->grad_y),
-                                         gw_mma_threads<WS>(), gw_mma_smem_bytes<KIND, WS>());
-    if (err != cudaSuccess || KIND != GW_MMA_3XFP16) return err;
-    return tconv_fixup_grad_weight(a);
+    return units_launch(a, (const units_params *)state, gw_mma_kernel<KIND, WS>(a->p, a->x, a->grad_y),
+                        gw_mma_threads<WS>(), gw_mma_smem_bytes<KIND, WS>());
 }
 
 /* The variant NAME: KIND's kernels, warp-specialized where WS. */

@@ -5,67 +5,42 @@
  */
 #include "cuda/naive/naive.cuh"
 
-/* y[i] by the definition: x is (N, C_in, H_in, W_in), weight is (C_in, C_out/groups, kH, kW),
- * bias is (C_out) or NULL, y is (N, C_out, H_out, W_out). */
-template <typename T>
-__device__ __forceinline__ T forward_naive_element(const tconv_problem &p, bool tf32, const T *x, const T *weight,
-                                                   const T *bias, int64_t i)
-{
-    typedef acc_t<T> A;
-    const int64_t cig = p.c_in / p.groups, cog = p.c_out / p.groups;
-    const int64_t ow = i % p.w_out, oh = i / p.w_out % p.h_out;
-    const int64_t co = i / (p.w_out * p.h_out) % p.c_out, n = i / (p.w_out * p.h_out * p.c_out);
-    const int64_t g = co / cog, co_l = co % cog;
-    chunked_sum<A> sum;
-    for (int64_t ci = g * cig; ci < (g + 1) * cig; ci++) {
-        for (int64_t kh = 0; kh < p.kernel_h; kh++) {
-            /* oh = ih*stride - padding + kh*dilation: a tap reaches oh only when the stride
-             * divides the distance */
-            const int64_t th = oh + p.padding_h - kh * p.dilation_h;
-            if (th < 0 || th % p.stride_h != 0 || th / p.stride_h >= p.h_in)
-                continue;
-            const int64_t ih = th / p.stride_h;
-            for (int64_t kw = 0; kw < p.kernel_w; kw++) {
-                const int64_t tw = ow + p.padding_w - kw * p.dilation_w;
-                if (tw < 0 || tw % p.stride_w != 0 || tw / p.stride_w >= p.w_in)
-                    continue;
-                const int64_t iw = tw / p.stride_w;
-                const A xv = to_acc(x[((n * p.c_in + ci) * p.h_in + ih) * p.w_in + iw]);
-                const A wv = to_acc(weight[((ci * cog + co_l) * p.kernel_h + kh) * p.kernel_w + kw]);
-                sum.add(operand(xv, tf32) * operand(wv, tf32));
-            }
-        }
-    }
-    const A b = bias != NULL ? to_acc(bias[co]) : A(0);
-    return from_acc<T>(sum.total() + b);
-}
-
+/* x is (N, C_in, H_in, W_in), weight is (C_in, C_out/groups, kH, kW), bias is (C_out) or
+ * NULL, y is (N, C_out, H_out, W_out). */
 template <typename T>
 __global__ void forward_naive_kernel(tconv_problem p, bool tf32, const T *x, const T *weight,
                                      const T *bias, T *y)
 {
+    typedef acc_t<T> A;
+    const int64_t cig = p.c_in / p.groups, cog = p.c_out / p.groups;
     const int64_t total = p.n * p.c_out * p.h_out * p.w_out;
-    for (int64_t i = grid_start(); i < total; i += grid_step())
-        y[i] = forward_naive_element(p, tf32, x, weight, bias, i);
-}
-
-/* float32 in fp32 mode: the elements of y that are not finite, by the definition, where *flag
- * is set (fixup.h) */
-__global__ void forward_fixup_kernel(tconv_problem p, const unsigned *flag, const float *x, const float *weight,
-                                     const float *bias, float *y)
-{
-    if (*flag == 0u) return;
-    const int64_t total = p.n * p.c_out * p.h_out * p.w_out;
-    for (int64_t i = grid_start(); i < total; i += grid_step())
-        if (!isfinite(y[i])) y[i] = forward_naive_element(p, false, x, weight, bias, i);
-}
-
-cudaError_t tconv_fixup_forward(const tconv_args *a, const unsigned *flag)
-{
-    const tconv_problem *p = a->p;
-    forward_fixup_kernel<<<fixup_blocks(tconv_y_elems(p)), NAIVE_THREADS, 0, a->stream>>>(
-        *p, flag, (const float *)a->x, (const float *)a->weight, (const float *)a->bias, (float *)a->y);
-    return cudaGetLastError();
+    for (int64_t i = grid_start(); i < total; i += grid_step()) {
+        const int64_t ow = i % p.w_out, oh = i / p.w_out % p.h_out;
+        const int64_t co = i / (p.w_out * p.h_out) % p.c_out, n = i / (p.w_out * p.h_out * p.c_out);
+        const int64_t g = co / cog, co_l = co % cog;
+        chunked_sum<A> sum;
+        for (int64_t ci = g * cig; ci < (g + 1) * cig; ci++) {
+            for (int64_t kh = 0; kh < p.kernel_h; kh++) {
+                /* oh = ih*stride - padding + kh*dilation: a tap reaches oh only when the
+                 * stride divides the distance */
+                const int64_t th = oh + p.padding_h - kh * p.dilation_h;
+                if (th < 0 || th % p.stride_h != 0 || th / p.stride_h >= p.h_in)
+                    continue;
+                const int64_t ih = th / p.stride_h;
+                for (int64_t kw = 0; kw < p.kernel_w; kw++) {
+                    const int64_t tw = ow + p.padding_w - kw * p.dilation_w;
+                    if (tw < 0 || tw % p.stride_w != 0 || tw / p.stride_w >= p.w_in)
+                        continue;
+                    const int64_t iw = tw / p.stride_w;
+                    const A xv = to_acc(x[((n * p.c_in + ci) * p.h_in + ih) * p.w_in + iw]);
+                    const A wv = to_acc(weight[((ci * cog + co_l) * p.kernel_h + kh) * p.kernel_w + kw]);
+                    sum.add(operand(xv, tf32) * operand(wv, tf32));
+                }
+            }
+        }
+        const A b = bias != NULL ? to_acc(bias[co]) : A(0);
+        y[i] = from_acc<T>(sum.total() + b);
+    }
 }
 
 struct forward_naive_launch {

@@ -5,63 +5,38 @@
  */
 #include "cuda/naive/naive.cuh"
 
-/* grad_x[i] by the definition: grad_y is (N, C_out, H_out, W_out), weight is (C_in,
- * C_out/groups, kH, kW), grad_x is (N, C_in, H_in, W_in). */
-template <typename T>
-__device__ __forceinline__ T grad_input_naive_element(const tconv_problem &p, bool tf32, const T *grad_y,
-                                                      const T *weight, int64_t i)
-{
-    typedef acc_t<T> A;
-    const int64_t cig = p.c_in / p.groups, cog = p.c_out / p.groups;
-    const int64_t iw = i % p.w_in, ih = i / p.w_in % p.h_in;
-    const int64_t ci = i / (p.w_in * p.h_in) % p.c_in, n = i / (p.w_in * p.h_in * p.c_in);
-    const int64_t g = ci / cig;
-    chunked_sum<A> sum;
-    for (int64_t co_l = 0; co_l < cog; co_l++) {
-        const T *gy = grad_y + (n * p.c_out + g * cog + co_l) * p.h_out * p.w_out;
-        for (int64_t kh = 0; kh < p.kernel_h; kh++) {
-            const int64_t oh = ih * p.stride_h - p.padding_h + kh * p.dilation_h;
-            if (oh < 0 || oh >= p.h_out)
-                continue;
-            for (int64_t kw = 0; kw < p.kernel_w; kw++) {
-                const int64_t ow = iw * p.stride_w - p.padding_w + kw * p.dilation_w;
-                if (ow < 0 || ow >= p.w_out)
-                    continue;
-                const A gv = to_acc(gy[oh * p.w_out + ow]);
-                const A wv = to_acc(weight[((ci * cog + co_l) * p.kernel_h + kh) * p.kernel_w + kw]);
-                sum.add(operand(gv, tf32) * operand(wv, tf32));
-            }
-        }
-    }
-    return from_acc<T>(sum.total());
-}
-
+/* grad_y is (N, C_out, H_out, W_out), weight is (C_in, C_out/groups, kH, kW),
+ * grad_x is (N, C_in, H_in, W_in). */
 template <typename T>
 __global__ void grad_input_naive_kernel(tconv_problem p, bool tf32, const T *grad_y,
                                         const T *weight, T *grad_x)
 {
+    typedef acc_t<T> A;
+    const int64_t cig = p.c_in / p.groups, cog = p.c_out / p.groups;
     const int64_t total = p.n * p.c_in * p.h_in * p.w_in;
-    for (int64_t i = grid_start(); i < total; i += grid_step())
-        grad_x[i] = grad_input_naive_element(p, tf32, grad_y, weight, i);
-}
-
-/* float32 in fp32 mode: the elements of grad_x that are not finite, by the definition, where
- * *flag is set (fixup.h) */
-__global__ void grad_input_fixup_kernel(tconv_problem p, const unsigned *flag, const float *grad_y,
-                                        const float *weight, float *grad_x)
-{
-    if (*flag == 0u) return;
-    const int64_t total = p.n * p.c_in * p.h_in * p.w_in;
-    for (int64_t i = grid_start(); i < total; i += grid_step())
-        if (!isfinite(grad_x[i])) grad_x[i] = grad_input_naive_element(p, false, grad_y, weight, i);
-}
-
-cudaError_t tconv_fixup_grad_input(const tconv_args *a, const unsigned *flag)
-{
-    const tconv_problem *p = a->p;
-    grad_input_fixup_kernel<<<fixup_blocks(tconv_x_elems(p)), NAIVE_THREADS, 0, a->stream>>>(
-        *p, flag, (const float *)a->grad_y, (const float *)a->weight, (float *)a->grad_x);
-    return cudaGetLastError();
+    for (int64_t i = grid_start(); i < total; i += grid_step()) {
+        const int64_t iw = i % p.w_in, ih = i / p.w_in % p.h_in;
+        const int64_t ci = i / (p.w_in * p.h_in) % p.c_in, n = i / (p.w_in * p.h_in * p.c_in);
+        const int64_t g = ci / cig;
+        chunked_sum<A> sum;
+        for (int64_t co_l = 0; co_l < cog; co_l++) {
+            const T *gy = grad_y + (n * p.c_out + g * cog + co_l) * p.h_out * p.w_out;
+            for (int64_t kh = 0; kh < p.kernel_h; kh++) {
+                const int64_t oh = ih * p.stride_h - p.padding_h + kh * p.dilation_h;
+                if (oh < 0 || oh >= p.h_out)
+                    continue;
+                for (int64_t kw = 0; kw < p.kernel_w; kw++) {
+                    const int64_t ow = iw * p.stride_w - p.padding_w + kw * p.dilation_w;
+                    if (ow < 0 || ow >= p.w_out)
+                        continue;
+                    const A gv = to_acc(gy[oh * p.w_out + ow]);
+                    const A wv = to_acc(weight[((ci * cog + co_l) * p.kernel_h + kh) * p.kernel_w + kw]);
+                    sum.add(operand(gv, tf32) * operand(wv, tf32));
+                }
+            }
+        }
+        grad_x[i] = from_acc<T>(sum.total());
+    }
 }
 
 struct grad_input_naive_launch {

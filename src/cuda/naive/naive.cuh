@@ -6,7 +6,6 @@
 #define TCONV_CUDA_NAIVE_CUH
 
 #include "cuda/common.cuh"
-#include "cuda/fixup.h"
 #include "cuda/variant.h"
 #include "problem.h"
 
@@ -36,14 +35,6 @@ static inline unsigned naive_blocks(int64_t total)
 {
     int64_t blocks = ceil_div64(total, NAIVE_THREADS);
     return (unsigned)(blocks < (1 << 20) ? blocks : (1 << 20));
-}
-
-/* Blocks of a fixup (fixup.h) over `total` elements: few, so that a launch whose flag is clear
- * costs little; the grid-stride loop covers the rest. */
-static inline unsigned fixup_blocks(int64_t total)
-{
-    const int64_t blocks = ceil_div64(total, NAIVE_THREADS);
-    return (unsigned)(blocks < 256 ? blocks : 256);
 }
 
 /* First element of this thread in a grid-stride loop, and the loop's step (64-bit: the
