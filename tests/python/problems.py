@@ -61,10 +61,14 @@ def listed(tag):
 
     path = Path(__file__).resolve().parents[1] / "problems.txt"
     one = lambda v: v[0] if v[0] == v[1] else v
-    return {s.name.replace("-", "_"): make(s.n, s.c_in, s.c_out, (s.h, s.w), one(s.k), stride=one(s.s),
-                                           padding=one(s.p), output_padding=one(s.op),
-                                           dilation=one(s.d), groups=s.g, bias=s.bias)
-            for s in parse_shapes(path.read_text(), path.name) if tag in s.tags}
+    problems = {s.name.replace("-", "_"): make(s.n, s.c_in, s.c_out, (s.h, s.w), one(s.k),
+                                               stride=one(s.s), padding=one(s.p),
+                                               output_padding=one(s.op), dilation=one(s.d),
+                                               groups=s.g, bias=s.bias)
+                for s in parse_shapes(path.read_text(), path.name) if tag in s.tags}
+    if not problems:  # a list that lost its tag must not shrink the tests unnoticed
+        raise RuntimeError(f"{path}: no problem tagged {tag}")
+    return problems
 
 
 AWKWARD = listed("pytest")
