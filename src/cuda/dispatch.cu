@@ -50,7 +50,6 @@ static int most_unit_taps(const tconv_problem *p, tconv_pass)
 /* grad_weight_direct_32x32's tile (16 x wci input channels x 32 output channels) at least
  * 1/32 in use: depthwise layers fill 1/512 of it, where it took 106 ms against cuDNN's
  * 1.2 ms and grad_weight_naive, which never computes a padded channel, is faster. */
-int grad_weight_direct_tile_fill(const tconv_problem *p, int64_t *used, int64_t *tile);
 static int filled_direct_tile(const tconv_problem *p, tconv_pass)
 {
     int64_t used, tile;

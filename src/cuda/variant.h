@@ -79,6 +79,10 @@ typedef struct tconv_variant {
     cudaError_t (*launch)(const tconv_args *args, const void *state);
 } tconv_variant;
 
+/* For the dispatcher's preferences: the channel pairs of grad_weight_direct_32x32's tiles in
+ * use (*used) and all of them (*tile), over the whole weight (grad_weight_direct.cu). */
+void grad_weight_direct_tile_fill(const tconv_problem *p, int64_t *used, int64_t *tile);
+
 #define TCONV_VARIANT(NAME, RULE) extern const tconv_variant tconv_variant_##NAME;
 #include "cuda/variants.def"
 #undef TCONV_VARIANT

@@ -409,14 +409,12 @@ static void gw_direct_tiles(const tconv_problem *p, gw_direct_plan *pl)
     pl->co_tiles = (cog + GW_DIRECT_CO_TILE - 1) / GW_DIRECT_CO_TILE;
 }
 
-/* The channels of a CTA's tile in use (used) and its size (tile), over the whole weight. */
-int grad_weight_direct_tile_fill(const tconv_problem *p, int64_t *used, int64_t *tile)
+void grad_weight_direct_tile_fill(const tconv_problem *p, int64_t *used, int64_t *tile)
 {
     gw_direct_plan pl;
     gw_direct_tiles(p, &pl);
     *used = (p->c_in / p->groups) * (p->c_out / p->groups);
     *tile = pl.ci_tiles * GW_DIRECT_CI_WARP * pl.prm.wci * pl.co_tiles * GW_DIRECT_CO_TILE;
-    return 1;
 }
 
 /* The staging layout of p in a CTA of at most smem_max bytes: the sliding window where the
