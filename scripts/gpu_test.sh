@@ -3,9 +3,9 @@
 # extension and the C GPU programs with CUDA, runs the C GPU test, compute-sanitizer's memcheck
 # and racecheck on its small configurations, the C API from several threads, every variant
 # under memcheck, racecheck, initcheck and synccheck (build/run_variants, one variant at a
-# time), pytest (CPU and GPU tests), the fuzzer (2,000 problems, then 500 with inf/NaN) and
-# the quick benchmark.  Each step writes its own log under $OUT (when set) or
-# build/gpu-logs; the last lines printed are a table of the steps (PASS/FAIL, seconds, card).
+# time), pytest (CPU and GPU tests), the fuzzer (2,000 problems, then 500 with inf/NaN), the
+# host time per call and the quick benchmark.  Each step writes its own log under $OUT (when
+# set) or build/gpu-logs; the last lines printed are a table of the steps (PASS/FAIL, seconds, card).
 # Exits non-zero if any step failed.
 #
 #   PYTHON       interpreter with torch (default python3)
@@ -46,7 +46,7 @@ STEPS=()
 step() {
     local name=$1 limit=$2 start=$SECONDS result=PASS
     shift 2
-    if [ -n "${GPU_TEST_STEPS:-}" ] && [[ " $GPU_TEST_STEPS " != *" $name "* ]]; then
+    if ! selected "$name"; then
         echo "SKIP 0" > "$LOGS/$name.status"
         return
     fi
@@ -62,12 +62,17 @@ step() {
     "$PYTHON" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
 } > "$LOGS/machine.log" 2>&1
 
+# selected STEP: whether GPU_TEST_STEPS leaves STEP in (all are, without it)
+selected() { [ -z "${GPU_TEST_STEPS:-}" ] || [[ " $GPU_TEST_STEPS " == *" $1 "* ]]; }
+
 # the two builds compile the same kernels independently: run them side by side; the
-# extension from scratch, so that an earlier build with another compiler cannot linger
-rm -rf build/temp.* build/lib.* python/tconv/_C*.so
+# extension from scratch, so that an earlier build with another compiler cannot linger (a run
+# that leaves build-extension out keeps the extension already built)
+selected build-extension && rm -rf build/temp.* build/lib.* python/tconv/_C*.so
 STEPS+=(build-extension build-test_cuda)
 step build-extension 420 env TCONV_CUDA=1 "$PYTHON" setup.py build_ext --inplace &
-step build-test_cuda 420 make -j "$MAX_JOBS" build/test_cuda build/test_threads_cuda build/run_variants &
+step build-test_cuda 420 make -j "$MAX_JOBS" build/test_cuda build/test_threads_cuda build/run_variants \
+    build/host_overhead &
 wait
 
 STEPS+=(test_cuda memcheck racecheck)
@@ -121,6 +126,11 @@ STEPS+=(fuzz fuzz-nonfinite)
 step fuzz 900 env PYTHONPATH=python "$PYTHON" -m tconv.fuzz --device cuda --count "${FUZZ_COUNT:-2000}" --every-variant
 step fuzz-nonfinite 600 env PYTHONPATH=python "$PYTHON" -m tconv.fuzz --device cuda --count "${FUZZ_NONFINITE_COUNT:-500}" \
     --nonfinite 1 --every-variant
+
+# host time per call: the C API (plan and one-shot) and the Python call beside F.conv_transpose2d
+STEPS+=(host-overhead)
+step host-overhead 240 bash -c "./build/host_overhead && PYTHONPATH=python $PYTHON -m tconv.bench \
+    --host-overhead --out $LOGS/bench"
 
 if [ -f python/tconv/bench.py ]; then
     STEPS+=(bench)
