@@ -101,8 +101,8 @@ build/host_overhead: dev/cuda/host_overhead.c build/libtconv_cuda.a
 	$(CC) $(CFLAGS) -I$(CUDA_DIR)/include $< $(CUDA_LINK) -o $@
 
 # times every variant of every pass through the C API (dev/cuda/time_variants.c)
-build/time_variants: dev/cuda/time_variants.c build/libtconv_cuda.a
-	$(CC) $(CFLAGS) -I$(CUDA_DIR)/include $< $(CUDA_LINK) -o $@
+build/time_variants: dev/cuda/time_variants.c tests/c/check.h build/libtconv_cuda.a
+	$(CC) $(CFLAGS) -Itests/c -I$(CUDA_DIR)/include $< $(CUDA_LINK) -o $@
 
 # the grad-weight kernel lab (dev/cuda/grad_weight.cu): its own version and the library's
 # variants, checked and timed; -fopenmp for the library's CPU reference
@@ -157,9 +157,9 @@ build/cuda-11.8/test_cuda: tests/c/test_cuda.c tests/c/check.h build/cuda-11.8/l
                            build/cuda-11.8/libcudart.so.11.0
 	$(CC) $(CFLAGS) -I$(CUDA118)/include $< $(CUDA118_LINK) -o $@
 
-build/cuda-11.8/time_variants: dev/cuda/time_variants.c build/cuda-11.8/libtconv_cuda.a \
+build/cuda-11.8/time_variants: dev/cuda/time_variants.c tests/c/check.h build/cuda-11.8/libtconv_cuda.a \
                                build/cuda-11.8/libcudart.so.11.0
-	$(CC) $(CFLAGS) -I$(CUDA118)/include $< $(CUDA118_LINK) -o $@
+	$(CC) $(CFLAGS) -Itests/c -I$(CUDA118)/include $< $(CUDA118_LINK) -o $@
 
 cuda118: build/cuda-11.8/test_cuda build/cuda-11.8/time_variants
 

@@ -141,7 +141,7 @@ c_check() {
         failed=1
     fi
 }
-c_check dev/cuda/time_variants.c
+c_check dev/cuda/time_variants.c -Itests/c
 c_check dev/cuda/host_overhead.c
 c_check tests/c/test_cuda.c
 c_check tests/c/run_variants.c

@@ -5,6 +5,7 @@
  *   make build/time_variants
  *   build/time_variants                      seed shape, every variant but the naive ones
  *   build/time_variants N,C_in,H,W,C_out,k,stride,padding [name]   another problem / one variant
+ *   build/time_variants NAME|TAG [name]      the problems of tests/problems.txt so named or tagged
  *   build/time_variants seed grad_weight_direct_32x32 1            one run, for a profiler
  *
  * Timing: CUDA events around one call, a 256 MiB memset before each run to flush L2, one
@@ -17,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h" /* read_problems */
 #include "tconv.h"
 
 #define CHECK_CUDA(call)                                                                    \
@@ -54,27 +56,15 @@ static int compare_float(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-int main(int argc, char **argv)
+/* Times every variant (or `only`) that takes p, in both precisions, `reps` runs each; prints
+ * a line per variant and precision, prefixed with `label`. */
+static void time_problem(const char *label, tconv_problem p, const char *only, int reps)
 {
-    tconv_problem p = {8, 64, 1024, 1024, 64, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 1, 0, 0};
-    if (argc > 1 && strcmp(argv[1], "seed") != 0) {
-        long long v[8];
-        if (sscanf(argv[1], "%lld,%lld,%lld,%lld,%lld,%lld,%lld,%lld", &v[0], &v[1], &v[2], &v[3], &v[4],
-                   &v[5], &v[6], &v[7]) != 8) {
-            fprintf(stderr, "usage: %s [seed | N,C_in,H,W,C_out,k,stride,padding] [variant] [1]\n", argv[0]);
-            return 2;
-        }
-        p.n = v[0], p.c_in = v[1], p.h_in = v[2], p.w_in = v[3], p.c_out = v[4];
-        p.kernel_h = p.kernel_w = v[5], p.stride_h = p.stride_w = v[6], p.padding_h = p.padding_w = v[7];
-    }
     const tconv_status st = tconv_problem_check(&p);
     if (st != TCONV_SUCCESS) {
-        fprintf(stderr, "%s\n", tconv_status_string(st));
-        return 2;
+        fprintf(stderr, "%s: %s\n", label, tconv_status_string(st));
+        exit(2);
     }
-    const char *only = argc > 2 ? argv[2] : NULL;
-    const int reps = argc > 3 ? 1 : REPS;
-
     const size_t nx = (size_t)(p.n * p.c_in * p.h_in * p.w_in), ny = (size_t)(p.n * p.c_out * p.h_out * p.w_out);
     const size_t nw = (size_t)(p.c_in * (p.c_out / p.groups) * p.kernel_h * p.kernel_w);
     float *x = device_random(nx, 1), *y = device_random(ny, 2), *weight = device_random(nw, 3);
@@ -128,14 +118,60 @@ int main(int argc, char **argv)
             if (workspace)
                 CHECK_CUDA(cudaFree(workspace));
             if (status != TCONV_SUCCESS) {
-                printf("%-32s %s  %s\n", name, precision ? "tf32" : "fp32", tconv_status_string(status));
+                printf("%-18s %-32s %s  %s\n", label, name, precision ? "tf32" : "fp32", tconv_status_string(status));
                 continue;
             }
             qsort(ms, (size_t)reps, sizeof(float), compare_float);
             const float median = ms[reps / 2];
-            printf("%-32s %s  %9.3f ms  %6.1f TFLOP/s\n", name, precision ? "tf32" : "fp32", median,
+            printf("%-18s %-32s %s  %9.3f ms  %6.1f TFLOP/s\n", label, name, precision ? "tf32" : "fp32", median,
                    flop / median / 1e9);
         }
+    }
+    CHECK_CUDA(cudaFree(x));
+    CHECK_CUDA(cudaFree(y));
+    CHECK_CUDA(cudaFree(weight));
+    CHECK_CUDA(cudaFree(grad_weight));
+    CHECK_CUDA(cudaFree(grad_bias));
+    CHECK_CUDA(cudaFree(flush));
+    CHECK_CUDA(cudaEventDestroy(start));
+    CHECK_CUDA(cudaEventDestroy(stop));
+}
+
+enum { MAX_PROBLEMS = 256 };
+
+int main(int argc, char **argv)
+{
+    const char *only = argc > 2 ? argv[2] : NULL;
+    const int reps = argc > 3 ? 1 : REPS;
+    tconv_problem p = {8, 64, 1024, 1024, 64, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1, 1, 0, 0};
+    if (argc == 1 || strcmp(argv[1], "seed") == 0) {
+        time_problem("seed", p, only, reps);
+        return 0;
+    }
+    long long v[8];
+    if (sscanf(argv[1], "%lld,%lld,%lld,%lld,%lld,%lld,%lld,%lld", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6],
+               &v[7]) == 8) {
+        p.n = v[0], p.c_in = v[1], p.h_in = v[2], p.w_in = v[3], p.c_out = v[4];
+        p.kernel_h = p.kernel_w = v[5], p.stride_h = p.stride_w = v[6], p.padding_h = p.padding_w = v[7];
+        time_problem(argv[1], p, only, reps);
+        return 0;
+    }
+    /* a tag of the problem list, else a problem's name */
+    static tconv_problem problems[MAX_PROBLEMS];
+    static char names[MAX_PROBLEMS][64];
+    int count = read_problems(argv[1], problems, names, MAX_PROBLEMS), timed = 0;
+    const int tag = count > 0;
+    if (!tag)
+        count = read_problems(NULL, problems, names, MAX_PROBLEMS);
+    for (int i = 0; i < count; i++) {
+        if (!tag && strcmp(names[i], argv[1]) != 0)
+            continue;
+        time_problem(names[i], problems[i], only, reps);
+        timed++;
+    }
+    if (timed == 0) {
+        fprintf(stderr, "usage: %s [seed | N,C_in,H,W,C_out,k,stride,padding | NAME | TAG] [variant] [1]\n", argv[0]);
+        return 2;
     }
     return 0;
 }
