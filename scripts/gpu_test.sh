@@ -4,7 +4,7 @@
 # and racecheck on its small configurations, the C API from several threads, every variant
 # under memcheck, racecheck, initcheck and synccheck (build/run_variants, one variant at a
 # time), pytest (CPU and GPU tests), the fuzzer (2,000 problems, then 500 with inf/NaN), the
-# host time per call and the quick benchmark.  Each step writes its own log under $OUT (when
+# host time per call, every variant timed on the sweep's layers and the quick benchmark.  Each step writes its own log under $OUT (when
 # set) or build/gpu-logs; the last lines printed are a table of the steps (PASS/FAIL, seconds, card).
 # Exits non-zero if any step failed.
 #
@@ -72,7 +72,7 @@ selected build-extension && rm -rf build/temp.* build/lib.* python/tconv/_C*.so
 STEPS+=(build-extension build-test_cuda)
 step build-extension 420 env TCONV_CUDA=1 "$PYTHON" setup.py build_ext --inplace &
 step build-test_cuda 420 make -j "$MAX_JOBS" build/test_cuda build/test_threads_cuda build/run_variants \
-    build/host_overhead &
+    build/host_overhead build/time_variants &
 wait
 
 STEPS+=(test_cuda memcheck racecheck)
@@ -131,6 +131,11 @@ step fuzz-nonfinite 600 env PYTHONPATH=python "$PYTHON" -m tconv.fuzz --device c
 STEPS+=(host-overhead)
 step host-overhead 240 bash -c "./build/host_overhead && PYTHONPATH=python $PYTHON -m tconv.bench \
     --host-overhead --out $LOGS/bench"
+
+# every variant on every layer of the benchmark's sweep, both float32 modes: the dispatcher's
+# preference rules are read off it
+STEPS+=(time-variants)
+step time-variants 600 ./build/time_variants bench
 
 if [ -f python/tconv/bench.py ]; then
     STEPS+=(bench)
