@@ -17,7 +17,8 @@ pick, or names a CUDA variant (CUDA tensors only; an error if that variant canno
 the problem, and on CPU tensors).
 
 CPU float32/float64 tensors run the C reference; CPU float16/bfloat16 tensors are computed
-in float32 and cast back.  CUDA tensors run the CUDA kernels on the current stream of their
+in float32 and cast back.  Under torch.autocast the forward casts its tensors as
+conv_transpose2d does (to the autocast dtype, float64 left alone).  CUDA tensors run the CUDA kernels on the current stream of their
 device.
 """
 import torch
@@ -179,6 +180,37 @@ for _name, _kernel, _fake in (("forward", _forward, _forward_fake),
         torch.library.register_fake(f"tconv::{_name}", _fake, lib=LIBRARY)
     else:  # a Meta kernel is what the fake tensors of older versions run
         LIBRARY.impl(_name, _fake, "Meta")
+
+
+# ---- autocast: the forward casts as torch.nn.functional.conv_transpose2d does ----
+
+def _autocast_dtype(device_type):
+    """The dtype that torch.autocast casts to on device_type."""
+    if hasattr(torch, "get_autocast_dtype"):  # torch 2.4 and newer
+        return torch.get_autocast_dtype(device_type)
+    return torch.get_autocast_gpu_dtype() if device_type == "cuda" else torch.get_autocast_cpu_dtype()
+
+
+def _autocast_forward(device_type):
+    """The forward's kernel under torch.autocast on device_type: like conv_transpose2d (a
+    lower-precision op), the floating-point tensors of that device but float64 ones are cast
+    to the autocast dtype, then the operator runs with autocast off.  The casts are ordinary
+    autograd operations, so gradients reach the parameters in their own dtype; the backward
+    passes need no kernel of their own (their inputs already have the forward's dtype)."""
+    def kernel(x, weight, bias, *geometry):
+        dtype = _autocast_dtype(device_type)
+
+        def cast(t):
+            eligible = (t is not None and t.is_floating_point() and t.dtype != torch.float64
+                        and t.device.type == device_type)
+            return t.to(dtype) if eligible else t
+        with torch.autocast(device_type, enabled=False):
+            return torch.ops.tconv.forward(cast(x), cast(weight), cast(bias), *geometry)
+    return kernel
+
+
+LIBRARY.impl("forward", _autocast_forward("cuda"), "AutocastCUDA")
+LIBRARY.impl("forward", _autocast_forward("cpu"), "AutocastCPU")
 
 
 # ---- the public calls ----
