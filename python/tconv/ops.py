@@ -10,8 +10,9 @@ other tracers see them as single operators (tconv.autograd registers their deriv
     torch.ops.tconv.grad_weight(x, grad_y, kernel_hw, <the same seven>)
     torch.ops.tconv.grad_bias(grad_y, algorithm)
 
-Spatial arguments are (h, w) pairs of ints; tensors are 4-D NCHW (other strides are made
-contiguous first).  `precision` is None, "fp32" or "tf32" (see resolve_precision: None is
+Spatial arguments are (h, w) pairs of ints; tensors are 4-D, NCHW or any strides (the
+kernels take NCHW copies); as PyTorch's convolutions do, a pass returns channels_last where a
+tensor it convolves is channels_last, else NCHW.  `precision` is None, "fp32" or "tf32" (see resolve_precision: None is
 resolved when the pass runs, as cuDNN reads its flag); `algorithm` None lets the dispatcher
 pick, or names a CUDA variant (CUDA tensors only; an error if that variant cannot implement
 the problem, and on CPU tensors).
@@ -94,20 +95,36 @@ def _check_cpu_algorithm(pass_, algorithm):
                        f"{pass_} (tconv.ops.variants() lists them; CPU tensors take none)")
 
 
+def _channels_last(*tensors):
+    """Whether a 4-D tensor among these is laid out channels_last (and not also NCHW), the
+    convolutions' rule for the layout of their result: then the pass's output is too."""
+    return any(t is not None and t.dim() == 4 and not t.is_contiguous()
+               and t.is_contiguous(memory_format=torch.channels_last) for t in tensors)
+
+
+def _layout(result, channels_last):
+    """result (4-D) channels_last where asked; grad_bias's vector as it is."""
+    if channels_last and result.dim() == 4:
+        return result.contiguous(memory_format=torch.channels_last)
+    return result
+
+
 def _run(pass_, tensors, args, algorithm):
     """_C.<pass_>(*tensors, *args, algorithm) on contiguous tensors, CPU float16/bfloat16
-    ones in float32 (mixed dtypes go through unchanged, for the binding to reject)."""
+    ones in float32 (mixed dtypes go through unchanged, for the binding to reject); the result
+    channels_last where a convolution tensor was (the kernels read and write NCHW: copies)."""
     call = getattr(_C, pass_)
+    channels_last = _channels_last(*tensors)
     tensors = [None if t is None else t.contiguous() for t in tensors]
     first = tensors[0]
     if first.device.type != "cpu":
-        return call(*tensors, *args, algorithm)
+        return _layout(call(*tensors, *args, algorithm), channels_last)
     _check_cpu_algorithm(pass_, algorithm)
     present = [t for t in tensors if t is not None]
     if first.dtype not in LOW_PRECISION or any(t.dtype != first.dtype for t in present):
-        return call(*tensors, *args, algorithm)
+        return _layout(call(*tensors, *args, algorithm), channels_last)
     upcast = [None if t is None else t.float() for t in tensors]
-    return call(*upcast, *args, algorithm).to(first.dtype)
+    return _layout(call(*upcast, *args, algorithm).to(first.dtype), channels_last)
 
 
 def _forward(x, weight, bias, stride, padding, output_padding, dilation, groups, precision,
@@ -149,19 +166,21 @@ def _forward_fake(x, weight, bias, stride, padding, output_padding, dilation, gr
                   algorithm):
     _check_devices("forward", (("x", x), ("weight", weight), ("bias", bias)))
     hw = output_hw(x.shape[2:], weight.shape[2:], stride, padding, output_padding, dilation)
-    return x.new_empty((x.shape[0], weight.shape[1] * groups, *hw))
+    return _layout(x.new_empty((x.shape[0], weight.shape[1] * groups, *hw)), _channels_last(x, weight))
 
 
 def _grad_input_fake(grad_y, weight, input_hw, stride, padding, output_padding, dilation, groups,
                      precision, algorithm):
     _check_devices("grad_input", (("grad_y", grad_y), ("weight", weight)))
-    return grad_y.new_empty((grad_y.shape[0], weight.shape[0], *input_hw))
+    return _layout(grad_y.new_empty((grad_y.shape[0], weight.shape[0], *input_hw)),
+                   _channels_last(grad_y, weight))
 
 
 def _grad_weight_fake(x, grad_y, kernel_hw, stride, padding, output_padding, dilation, groups,
                       precision, algorithm):
     _check_devices("grad_weight", (("x", x), ("grad_y", grad_y)))
-    return x.new_empty((x.shape[1], grad_y.shape[1] // groups, *kernel_hw))
+    return _layout(x.new_empty((x.shape[1], grad_y.shape[1] // groups, *kernel_hw)),
+                   _channels_last(x, grad_y))
 
 
 def _grad_bias_fake(grad_y, algorithm):
