@@ -113,18 +113,22 @@ def _run(pass_, tensors, args, algorithm):
     """_C.<pass_>(*tensors, *args, algorithm) on contiguous tensors, CPU float16/bfloat16
     ones in float32 (mixed dtypes go through unchanged, for the binding to reject); the result
     channels_last where a convolution tensor was (the kernels read and write NCHW: copies)."""
-    call = getattr(_C, pass_)
     channels_last = _channels_last(*tensors)
-    tensors = [None if t is None else t.contiguous() for t in tensors]
+    return _layout(_run_nchw(pass_, [None if t is None else t.contiguous() for t in tensors], args,
+                             algorithm), channels_last)
+
+
+def _run_nchw(pass_, tensors, args, algorithm):
+    call = getattr(_C, pass_)
     first = tensors[0]
     if first.device.type != "cpu":
-        return _layout(call(*tensors, *args, algorithm), channels_last)
+        return call(*tensors, *args, algorithm)
     _check_cpu_algorithm(pass_, algorithm)
     present = [t for t in tensors if t is not None]
     if first.dtype not in LOW_PRECISION or any(t.dtype != first.dtype for t in present):
-        return _layout(call(*tensors, *args, algorithm), channels_last)
+        return call(*tensors, *args, algorithm)
     upcast = [None if t is None else t.float() for t in tensors]
-    return _layout(call(*upcast, *args, algorithm).to(first.dtype), channels_last)
+    return call(*upcast, *args, algorithm).to(first.dtype)
 
 
 def _forward(x, weight, bias, stride, padding, output_padding, dilation, groups, precision,
